@@ -1,0 +1,81 @@
+"""trm: Tiny Recursive Models, a plugin-based engine for recursive reasoning on grid puzzles.
+
+This module is the public API: plugins import only from here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_reference_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .config import ConfigError, ModelConfig
+from .hookspecs import hookimpl, hookspec
+from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
+from .layers import (
+    Block,
+    CastedEmbedding,
+    CastedLinear,
+    PuzzleEmbedding,
+    ReasoningNet,
+    SwiGLU,
+    apply_rotary,
+    rms_norm,
+    rotary_tables,
+    trunc_normal_,
+)
+from .model import Carry, TRMModel, build_model
+from .registry import (
+    PluginError,
+    Registry,
+    UnknownPluginError,
+    get_registry,
+    use_registry,
+)
+
+try:
+    __version__ = version("trm-core")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Block",
+    "Carry",
+    "CastedEmbedding",
+    "CastedLinear",
+    "CheckpointError",
+    "ConfigError",
+    "Encoder",
+    "HaltingHead",
+    "Mixer",
+    "ModelConfig",
+    "PluginError",
+    "PuzzleEmbedding",
+    "ReasoningNet",
+    "Registry",
+    "Rotary",
+    "SwiGLU",
+    "TRMModel",
+    "Task",
+    "ThinkActCore",
+    "UnknownPluginError",
+    "__version__",
+    "apply_rotary",
+    "build_model",
+    "get_registry",
+    "hookimpl",
+    "hookspec",
+    "load_checkpoint",
+    "load_reference_checkpoint",
+    "read_checkpoint",
+    "rms_norm",
+    "rotary_tables",
+    "save_checkpoint",
+    "trunc_normal_",
+    "use_registry",
+]

@@ -1,0 +1,108 @@
+"""The plugin contract: every hook a trm plugin may implement.
+
+Plugins are modules (or objects) found through the ``trm`` entry-point group.
+Each contribution hook is called once, when plugins are first needed, with a
+``register`` callback; the registry records which distribution registered what
+and refuses duplicates. None of these hooks is ``firstresult`` or ``historic``:
+every plugin's implementation is called and return values are ignored.
+
+    from trm_core import hookimpl
+
+    @hookimpl
+    def register_mixers(register):
+        register("my_mixer", MyMixer)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+PROJECT = "trm"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: ``register(name, cls)``: the callback every contribution hook receives.
+Register = Callable[[str, type], None]
+
+
+@hookspec
+def register_encoders(register: Register) -> None:
+    """Contribute encoders.
+
+    Args:
+        register: call ``register(name, cls)`` once per encoder, ``cls`` a
+            subclass of :class:`trm_core.Encoder`; ``name`` is what configs use
+            (``model.encoder``).
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def register_mixers(register: Register) -> None:
+    """Contribute token mixers.
+
+    Args:
+        register: call ``register(name, cls)`` once per mixer, ``cls`` a
+            subclass of :class:`trm_core.Mixer`; ``name`` is what
+            ``model.mixer`` and ``trm-run --mixer`` use.
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def register_cores(register: Register) -> None:
+    """Contribute think/act cores.
+
+    Args:
+        register: call ``register(name, cls)`` once per core, ``cls`` a
+            subclass of :class:`trm_core.ThinkActCore`; ``name`` is what
+            ``model.core`` uses.
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def register_halting_heads(register: Register) -> None:
+    """Contribute halting heads.
+
+    Args:
+        register: call ``register(name, cls)`` once per head, ``cls`` a
+            subclass of :class:`trm_core.HaltingHead`; ``name`` is what
+            ``model.halting_head`` uses.
+
+    Returns:
+        Nothing.
+    """
+
+
+@hookspec
+def register_tasks(register: Register) -> None:
+    """Contribute tasks (puzzle types).
+
+    Args:
+        register: call ``register(name, cls)`` once per task, ``cls`` a
+            subclass of :class:`trm_core.Task` constructible with no arguments;
+            ``name`` is what ``trm-run --task`` uses.
+
+    Returns:
+        Nothing.
+    """
+
+
+#: Each contribution hook and the plugin kind it contributes.
+HOOK_KINDS: dict[str, str] = {
+    "register_encoders": "encoder",
+    "register_mixers": "mixer",
+    "register_cores": "core",
+    "register_halting_heads": "halting_head",
+    "register_tasks": "task",
+}

@@ -1,0 +1,285 @@
+"""The five interfaces every TRM component implements.
+
+Shapes use: B batch, S task sequence length (``seq_len``), P puzzle-embedding
+prefix length, L = P + S model sequence length, D hidden size, V vocabulary.
+
+Network components (Encoder, Mixer, ThinkActCore, HaltingHead) are
+``torch.nn.Module`` subclasses constructed from a :class:`~trm_core.ModelConfig`.
+Each may map its parameter names to those of the reference TRM code through
+``reference_keys`` so that reference checkpoints load into it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+#: Rotary position tables ``(cos, sin)``, each [L, head_dim] float32, or None.
+Rotary = tuple[Tensor, Tensor] | None
+
+
+class Encoder(nn.Module, ABC):
+    """Tokens and puzzle identifiers -> the input embedding x.
+
+    Owns the token table, the puzzle-embedding prefix and the positions, and
+    therefore the prefix length P and the rotary tables.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    @abstractmethod
+    def prefix_len(self) -> int:
+        """P, the number of tokens this encoder prepends to every sequence."""
+
+    @abstractmethod
+    def forward(self, inputs: Tensor, puzzle_identifiers: Tensor) -> Tensor:
+        """Embed one batch.
+
+        Args:
+            inputs: [B, S] integer tokens (0 is PAD).
+            puzzle_identifiers: [B] integer puzzle ids (0 is the blank id).
+
+        Returns:
+            x: [B, L, D] in the forward dtype, L = P + S.
+        """
+
+    @abstractmethod
+    def rotary(self, length: int) -> Rotary:
+        """Rotary tables for ``length`` (= L) positions, or None without rope.
+
+        Returns:
+            ``(cos, sin)``, each [length, head_dim] float32, or None.
+        """
+
+    def reference_keys(self) -> dict[str, str]:
+        """Map this module's state-dict keys to the reference code's keys.
+
+        Returns:
+            {our key (relative to this module): reference key (relative to the
+            reference's ``model.inner.``)}. Empty when there is no reference twin.
+        """
+        return {}
+
+
+class Mixer(nn.Module, ABC):
+    """The token-mixing sub-layer of a block, post-norm included.
+
+    A block is ``h = mixer(h); h = rms(h + SwiGLU_D(h))``; the mixer owns its
+    residual and normalisation because the axis it normalises over is its own
+    business (the MLP mixer normalises over the sequence axis).
+    """
+
+    #: The sub-module name this mixer has in a reference block
+    #: (``self_attn`` or ``mlp_t``); None if it has no reference twin.
+    reference_prefix: ClassVar[str | None] = None
+    #: The reference's ``mlp_t`` flag value this mixer corresponds to.
+    reference_mlp_t: ClassVar[bool | None] = None
+
+    def __init__(self, config: ModelConfig, length: int) -> None:
+        """``length`` is L = P + S, the number of positions the mixer sees."""
+        super().__init__()
+        self.config = config
+        self.length = length
+
+    @abstractmethod
+    def forward(self, hidden: Tensor, rotary: Rotary) -> Tensor:
+        """Mix information across positions.
+
+        Args:
+            hidden: [B, L, D] in the forward dtype.
+            rotary: the encoder's rotary tables or None (mixers may ignore them).
+
+        Returns:
+            [B, L, D], same dtype: the sub-layer's output after residual and norm.
+        """
+
+    def reference_keys(self) -> dict[str, str]:
+        """{our key: reference key}, both relative to this mixer; see Encoder."""
+        return {}
+
+
+class ThinkActCore(nn.Module, ABC):
+    """One supervision step of recursive reasoning.
+
+    Holds the reasoning network and the initial states. Given the carry (y, z)
+    and the input embedding x it runs T cycles of n think updates
+    ``z <- f(z, y + x)`` and one act update ``y <- f(y, z)``; the paper's core
+    takes gradients through the last cycle only.
+    """
+
+    def __init__(self, config: ModelConfig, make_mixer: Callable[[], Mixer]) -> None:
+        """``make_mixer()`` returns a fresh token mixer for each block it builds."""
+        super().__init__()
+        self.config = config
+
+    @abstractmethod
+    def initial_state(self) -> tuple[Tensor, Tensor]:
+        """The fixed starting answer and latent: ``(y_init, z_init)``, each [D]."""
+
+    @abstractmethod
+    def forward(self, y: Tensor, z: Tensor, x: Tensor, rotary: Rotary) -> tuple[Tensor, Tensor]:
+        """Run one supervision step.
+
+        Args:
+            y: [B, L, D] current answer state (forward dtype).
+            z: [B, L, D] current latent state.
+            x: [B, L, D] input embedding from the encoder.
+            rotary: the encoder's rotary tables or None.
+
+        Returns:
+            ``(y, z)`` after the step, [B, L, D] each, still attached to the
+            autograd graph (the model detaches them for the carry).
+        """
+
+    def reference_keys(self) -> dict[str, str]:
+        """{our key: reference key}, both relative to this core; see Encoder."""
+        return {}
+
+
+class HaltingHead(nn.Module, ABC):
+    """Reads the answer state and says whether to stop thinking."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @abstractmethod
+    def forward(self, y: Tensor) -> dict[str, Tensor]:
+        """Score halting for every slot.
+
+        Args:
+            y: [B, L, D] the answer state after a supervision step.
+
+        Returns:
+            ``{"halt_logits": [B] float32}`` (halt when > 0), optionally with
+            more [B] entries (the paper's head adds ``"continue_logits"``).
+        """
+
+    def reference_keys(self) -> dict[str, str]:
+        """{our key: reference key}, both relative to this head; see Encoder."""
+        return {}
+
+
+class Task(ABC):
+    """Everything problem-specific about one kind of puzzle.
+
+    A task fixes the vocabulary and grid shape, builds its data set from public
+    files or a generator, augments examples (with exact inverses), scores
+    predictions, renders grids, parses a user's puzzle and ships presets.
+    Arrays below are numpy; a grid is [rows, cols] of tokens, a sequence [S].
+    """
+
+    #: Token used as the "do not score" label on disk.
+    ignore_label_id: ClassVar[int] = 0
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """V, including PAD (token 0)."""
+
+    @property
+    @abstractmethod
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, cols) of one puzzle grid; S = rows * cols."""
+
+    @property
+    def seq_len(self) -> int:
+        """S, the flattened grid length."""
+        rows, cols = self.grid_shape
+        return rows * cols
+
+    @abstractmethod
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """Named configurations (as nested mappings, like YAML files).
+
+        Returns:
+            {preset name: config mapping}; must include ``"cpu"``.
+        """
+
+    @abstractmethod
+    def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
+        """Write the original (un-augmented) puzzles of every split to ``out_dir``.
+
+        Args:
+            options: the task's data options from the resolved config.
+            out_dir: a folder the task owns; reuse what is already there when
+                it was built from the same options.
+
+        Returns:
+            The folder holding the data set.
+        """
+
+    @abstractmethod
+    def augment(
+        self, inputs: np.ndarray, labels: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Apply the augmentation drawn deterministically from ``seed``.
+
+        Args:
+            inputs, labels: [S] token sequences of one example.
+            seed: identifies the augmentation; the same seed gives the same one.
+
+        Returns:
+            The augmented ``(inputs, labels)``, [S] each.
+        """
+
+    @abstractmethod
+    def inverse_augment(self, tokens: np.ndarray, seed: int) -> np.ndarray:
+        """Undo ``augment`` with the same ``seed`` on a [S] sequence (a prediction)."""
+
+    @abstractmethod
+    def metrics(
+        self, inputs: np.ndarray, labels: np.ndarray, predictions: np.ndarray
+    ) -> dict[str, float]:
+        """Score predictions.
+
+        Args:
+            inputs, labels, predictions: [N, S] token arrays.
+
+        Returns:
+            {metric name: value}, e.g. ``{"exact_accuracy": 0.9}``.
+        """
+
+    @abstractmethod
+    def render_text(self, tokens: np.ndarray) -> str:
+        """A [S] token sequence as human-readable text."""
+
+    @abstractmethod
+    def render_image(
+        self, inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray
+    ) -> np.ndarray:
+        """Draw one example for TensorBoard.
+
+        Args:
+            inputs, prediction, target: [S] token sequences.
+
+        Returns:
+            An RGB image, [H, W, 3] uint8.
+        """
+
+    @abstractmethod
+    def parse_puzzle(self, text: str) -> np.ndarray:
+        """A user's puzzle (the task's own text format) as [S] input tokens.
+
+        Raises ValueError naming what is wrong with the text.
+        """
+
+
+#: The plugin kinds, in listing order, with the interface each must subclass.
+KINDS: dict[str, type] = {
+    "encoder": Encoder,
+    "mixer": Mixer,
+    "core": ThinkActCore,
+    "halting_head": HaltingHead,
+    "task": Task,
+}

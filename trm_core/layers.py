@@ -1,0 +1,182 @@
+"""Building blocks shared by the component plugins (TRM_SPEC section 2).
+
+Weights are stored in float32 and cast to the activations' dtype on use, so a
+bfloat16 forward keeps float32 master weights for the optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+def trunc_normal_(tensor: Tensor, std: float, bound: float = 2.0) -> Tensor:
+    """Fill ``tensor`` with a normal truncated at +-``bound`` standard units.
+
+    JAX-style: the result's standard deviation is ``std`` (the truncation's
+    variance loss is compensated), values lie within +-bound * corrected std.
+    """
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        # Sample by inverse CDF over the truncated range.
+        lo, hi = math.erf(-bound / math.sqrt(2)), math.erf(bound / math.sqrt(2))
+        tensor.uniform_(lo, hi).erfinv_()  # standard normal / sqrt(2), truncated
+        # Variance of a standard normal truncated to [-bound, bound].
+        mass = (hi - lo) / 2
+        density = math.exp(-0.5 * bound * bound) / math.sqrt(2 * math.pi)
+        truncated_var = 1 - 2 * bound * density / mass
+        corrected = std / math.sqrt(truncated_var)
+        tensor.mul_(math.sqrt(2) * corrected).clamp_(-bound * corrected, bound * corrected)
+    return tensor
+
+
+def rms_norm(hidden: Tensor, eps: float) -> Tensor:
+    """Weightless RMSNorm over the last axis, computed in float32."""
+    dtype = hidden.dtype
+    hidden = hidden.float()
+    hidden = hidden * torch.rsqrt(hidden.square().mean(-1, keepdim=True) + eps)
+    return hidden.to(dtype)
+
+
+class CastedLinear(nn.Module):
+    """A linear layer (truncated-normal init, std 1/sqrt(fan_in)) run in the input's dtype."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(
+            trunc_normal_(torch.empty(out_features, in_features), std=in_features**-0.5)
+        )
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class CastedEmbedding(nn.Module):
+    """An embedding table (truncated-normal init) read out in ``dtype``."""
+
+    def __init__(self, num: int, dim: int, std: float, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(trunc_normal_(torch.empty(num, dim), std=std))
+        self.dtype = dtype
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return F.embedding(ids, self.weight.to(self.dtype))
+
+
+class PuzzleEmbedding(nn.Module):
+    """Per-puzzle embedding rows, zero-initialised, kept as a buffer.
+
+    The table is not an ``nn.Parameter``: it is trained by its own sign-SGD
+    optimiser that touches only the rows a batch used. In training mode the
+    forward returns a leaf copy of those rows that collects their gradient;
+    ``last_ids`` / ``last_rows`` expose both to that optimiser.
+    """
+
+    def __init__(self, num: int, dim: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.zeros(num, dim), persistent=True)
+        self.dtype = dtype
+        self.last_ids: Tensor | None = None
+        self.last_rows: Tensor | None = None
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """[B] ids -> [B, dim] rows in the forward dtype."""
+        if not self.training:
+            return self.weights[ids].to(self.dtype)
+        rows = self.weights[ids].detach().requires_grad_(True)  # [B, dim] leaf
+        self.last_ids, self.last_rows = ids, rows
+        return rows.to(self.dtype)
+
+
+def rotary_tables(length: int, head_dim: int, theta: float, device=None) -> tuple[Tensor, Tensor]:
+    """Rotary ``(cos, sin)`` for positions 0..length-1, each [length, head_dim] float32."""
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    )
+    angles = torch.outer(torch.arange(length, dtype=torch.float32, device=device), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)  # [length, head_dim]
+    return angles.cos(), angles.sin()
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate [B, L, H, head_dim] queries or keys (rotate-half convention) in float32."""
+    dtype = x.dtype
+    x = x.to(cos.dtype)
+    cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)  # [L, 1, head_dim]
+    return (x * cos + _rotate_half(x) * sin).to(dtype)
+
+
+def swiglu_width(width: int, expansion: float) -> int:
+    """Hidden width of a SwiGLU over ``width`` features: round(e*w*2/3) up to a multiple of 256."""
+    inter = round(expansion * width * 2 / 3)
+    return -(-inter // 256) * 256
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate) * up)`` with gate and up stacked gate-first in one projection."""
+
+    def __init__(self, width: int, expansion: float) -> None:
+        super().__init__()
+        inter = swiglu_width(width, expansion)
+        self.gate_up_proj = CastedLinear(width, 2 * inter)
+        self.down_proj = CastedLinear(inter, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    """One post-norm block: token mixer (its own residual + norm), then a channel SwiGLU."""
+
+    def __init__(self, config: ModelConfig, token_mixer: nn.Module) -> None:
+        super().__init__()
+        self.token_mixer = token_mixer
+        self.channel_mixer = SwiGLU(config.hidden_size, config.expansion)
+        self.eps = config.rms_norm_eps
+
+    def forward(self, hidden: Tensor, rotary) -> Tensor:
+        hidden = self.token_mixer(hidden, rotary)  # [B, L, D]
+        return rms_norm(hidden + self.channel_mixer(hidden), self.eps)
+
+
+class ReasoningNet(nn.Module):
+    """The tiny network f(h, injection) = blocks(h + injection), reused for think and act."""
+
+    def __init__(self, config: ModelConfig, make_mixer: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(config, make_mixer()) for _ in range(config.num_layers))
+
+    def forward(self, hidden: Tensor, injection: Tensor, rotary) -> Tensor:
+        hidden = hidden + injection  # [B, L, D]
+        for block in self.blocks:
+            hidden = block(hidden, rotary)
+        return hidden
+
+    def reference_keys(self, mixer_prefix: str | None, mixer_keys: dict[str, str]) -> dict[str, str]:
+        """Our keys -> reference ``L_level.layers.{i}...`` keys for every block."""
+        keys = {}
+        for i, block in enumerate(self.blocks):
+            ref = f"L_level.layers.{i}"
+            for name in ("gate_up_proj.weight", "down_proj.weight"):
+                keys[f"blocks.{i}.channel_mixer.{name}"] = f"{ref}.mlp.{name}"
+            if mixer_prefix is None:
+                continue
+            for ours in block.token_mixer.state_dict():
+                theirs = mixer_keys.get(ours, ours)
+                keys[f"blocks.{i}.token_mixer.{ours}"] = f"{ref}.{mixer_prefix}.{theirs}"
+        return keys

@@ -1,0 +1,170 @@
+"""The Tiny Recursive Model, assembled from the component plugins.
+
+``model(carry, batch)`` runs one supervision step with the deep-supervision
+bookkeeping of TRM_SPEC sections 2-3: slots that halted take the batch's new
+example and restart from the initial states, the core thinks and acts, the LM
+head reads the answer y, the halting head decides which slots stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig, structure
+from .interfaces import Encoder, HaltingHead, Mixer, ThinkActCore
+from .layers import CastedLinear
+from .registry import Registry, get_registry
+
+
+@attrs.define
+class Carry:
+    """State kept across supervision steps, one row per batch slot.
+
+    y, z: [B, L, D] answer and latent states (detached).
+    steps: [B] int32 supervision steps taken by the slot's current example.
+    halted: [B] bool; a halted slot takes a new example at the next call.
+    data: the slot's current example, {"inputs": [B, S], ...} as in the batch.
+    """
+
+    y: Tensor
+    z: Tensor
+    steps: Tensor
+    halted: Tensor
+    data: dict[str, Tensor]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto" -> CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TRMModel(nn.Module):
+    """Encoder -> ThinkActCore (repeated under deep supervision) -> LM head + HaltingHead."""
+
+    def __init__(self, config: ModelConfig, registry: Registry | None = None) -> None:
+        super().__init__()
+        registry = registry or get_registry()
+        self.config = config
+        self.forward_dtype = getattr(torch, config.dtype)
+        self.components = {
+            kind: registry.entry(kind, name).as_dict()
+            for kind, name in (
+                ("encoder", config.encoder),
+                ("mixer", config.mixer),
+                ("core", config.core),
+                ("halting_head", config.halting_head),
+            )
+        }
+        mixer_cls: type[Mixer] = registry.get("mixer", config.mixer)
+        self.encoder: Encoder = registry.get("encoder", config.encoder)(config)
+        length = config.seq_len + self.encoder.prefix_len  # L
+
+        def make_mixer() -> Mixer:
+            return mixer_cls(config, length)
+
+        self.core: ThinkActCore = registry.get("core", config.core)(config, make_mixer)
+        self.lm_head = CastedLinear(config.hidden_size, config.vocab_size)
+        self.halting_head: HaltingHead = registry.get("halting_head", config.halting_head)(config)
+
+    @property
+    def prefix_len(self) -> int:
+        return self.encoder.prefix_len
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (the puzzle-embedding buffer is not one)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # -- deep-supervision interface -------------------------------------------
+
+    def initial_carry(self, batch: Mapping[str, Tensor]) -> Carry:
+        """A carry for ``batch``'s size with every slot halted (so the next call starts fresh)."""
+        inputs = batch["inputs"]
+        size, length = inputs.shape[0], inputs.shape[1] + self.prefix_len
+        device = inputs.device
+        state = torch.zeros(
+            size, length, self.config.hidden_size, dtype=self.forward_dtype, device=device
+        )
+        return Carry(
+            y=state,
+            z=state.clone(),
+            steps=torch.zeros(size, dtype=torch.int32, device=device),
+            halted=torch.ones(size, dtype=torch.bool, device=device),
+            data={key: torch.zeros_like(value) for key, value in batch.items()},
+        )
+
+    def forward(self, carry: Carry, batch: Mapping[str, Tensor]) -> tuple[Carry, dict[str, Tensor]]:
+        """One supervision step for every slot.
+
+        Args:
+            carry: from ``initial_carry`` or the previous call.
+            batch: ``inputs`` [B, S] tokens, ``puzzle_identifiers`` [B], and any
+                other per-example tensors (``labels`` [B, S]); halted slots take
+                their row of it.
+
+        Returns:
+            ``(carry, out)`` with ``out["logits"]`` [B, S, V] (forward dtype),
+            ``out["halt_logits"]`` [B] float32, plus the head's other outputs.
+        """
+        halted = carry.halted
+        # Halted slots restart: new example, initial y/z, step counter 0.
+        data = {
+            key: torch.where(halted.view(-1, *([1] * (value.ndim - 1))), batch[key], value)
+            for key, value in carry.data.items()
+        }
+        y_init, z_init = self.core.initial_state()
+        reset = halted.view(-1, 1, 1)
+        y = torch.where(reset, y_init.to(self.forward_dtype), carry.y)  # [B, L, D]
+        z = torch.where(reset, z_init.to(self.forward_dtype), carry.z)
+        steps = torch.where(halted, 0, carry.steps)
+
+        x = self.encoder(data["inputs"], data["puzzle_identifiers"])  # [B, L, D]
+        rotary = self.encoder.rotary(x.shape[1])
+        y, z = self.core(y, z, x, rotary)
+
+        out = {"logits": self.lm_head(y)[:, self.prefix_len :]}  # [B, S, V]
+        out.update(self.halting_head(y))  # halt_logits [B]
+
+        with torch.no_grad():
+            steps = steps + 1
+            halted = steps >= self.config.halt_max_steps
+            if self.training and self.config.halt_max_steps > 1:
+                halted = halted | (out["halt_logits"] > 0)
+                # Exploration: some slots draw a minimum step count in [2, max].
+                explore = torch.rand_like(out["halt_logits"]) < self.config.halt_exploration_prob
+                min_steps = explore * torch.randint_like(
+                    steps, low=2, high=self.config.halt_max_steps + 1
+                )
+                halted = halted & (steps >= min_steps)
+        return Carry(y.detach(), z.detach(), steps, halted, data), out
+
+    # -- reference interoperability --------------------------------------------
+
+    def reference_keys(self) -> dict[str, str]:
+        """Our state-dict keys -> the reference code's (relative to ``model.inner.``)."""
+        keys = {"lm_head.weight": "lm_head.weight"}
+        for prefix, module in (
+            ("encoder", self.encoder),
+            ("core", self.core),
+            ("halting_head", self.halting_head),
+        ):
+            keys.update({f"{prefix}.{ours}": ref for ours, ref in module.reference_keys().items()})
+        return keys
+
+
+def build_model(
+    config: ModelConfig | Mapping[str, Any],
+    *,
+    device: str | torch.device | None = None,
+    registry: Registry | None = None,
+) -> TRMModel:
+    """Build a freshly initialised model on ``device`` (None/"auto": CUDA if present)."""
+    if not isinstance(config, ModelConfig):
+        config = structure(ModelConfig, config, where="model")
+    return TRMModel(config, registry).to(resolve_device(device))
