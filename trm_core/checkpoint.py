@@ -60,9 +60,7 @@ def _torch_load(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
 
 
-def check_state(
-    expected: Mapping[str, torch.Size], given: Mapping[str, Tensor], what: str
-) -> None:
+def check_state(expected: Mapping[str, torch.Size], given: Mapping[str, Tensor], what: str) -> None:
     """Raise CheckpointError listing every missing, unexpected or mis-shaped key."""
     problems = []
     for key, shape in expected.items():
@@ -199,9 +197,7 @@ def _infer_expansion(state: Mapping[str, Tensor], requested: float | None) -> fl
             return float(expansion)
     if requested is not None:
         return float(requested)  # the shape check will report the mismatch key by key
-    raise ConfigError(
-        f"cannot infer expansion from the SwiGLU widths {widths}; pass expansion=..."
-    )
+    raise ConfigError(f"cannot infer expansion from the SwiGLU widths {widths}; pass expansion=...")
 
 
 def reference_config(
@@ -263,7 +259,9 @@ def reference_config(
     mixers = [e for e in registry.entries("mixer") if e.obj.reference_mlp_t == bool(opts["mlp_t"])]
     mixers.sort(key=lambda e: not any(f".{e.obj.reference_prefix}." in key for key in state))
     if not mixers:
-        raise ConfigError(f"no installed mixer corresponds to the reference's mlp_t={opts['mlp_t']}")
+        raise ConfigError(
+            f"no installed mixer corresponds to the reference's mlp_t={opts['mlp_t']}"
+        )
     fields = {ours: opts[ref] for ref, ours in REFERENCE_OPTIONS.items() if ref in opts}
     return structure(ModelConfig, {**fields, "mixer": mixers[0].name}, where="model")
 

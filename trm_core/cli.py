@@ -47,7 +47,9 @@ def plugins_main(argv: list[str] | None = None) -> int:
     rows += [(e.kind, e.name, e.distribution, e.version) for e in entries]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     if not entries:
         print("(no plugins loaded)")
     for failure in failures:
@@ -75,7 +77,12 @@ def convert_main(argv: list[str] | None = None) -> int:
     parser.add_argument("reference", type=Path, help="the reference checkpoint (a state dict)")
     parser.add_argument("output", type=Path, help="where to write the trm checkpoint")
     parser.add_argument(
-        "-o", "--option", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
+        "-o",
+        "--option",
+        action="append",
+        type=_parse_option,
+        default=[],
+        metavar="KEY=VALUE",
         help="a reference architecture key (hidden_size, num_heads, H_cycles, L_cycles, "
         "pos_encodings, mlp_t, seq_len, puzzle_emb_len, forward_dtype, ...)",
     )

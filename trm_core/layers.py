@@ -167,7 +167,9 @@ class ReasoningNet(nn.Module):
             hidden = block(hidden, rotary)
         return hidden
 
-    def reference_keys(self, mixer_prefix: str | None, mixer_keys: dict[str, str]) -> dict[str, str]:
+    def reference_keys(
+        self, mixer_prefix: str | None, mixer_keys: dict[str, str]
+    ) -> dict[str, str]:
         """Our keys -> reference ``L_level.layers.{i}...`` keys for every block."""
         keys = {}
         for i, block in enumerate(self.blocks):

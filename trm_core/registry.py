@@ -174,7 +174,10 @@ class Registry:
         return name
 
     def add_plugin(
-        self, plugin: Any, name: str | None = None, distribution: str = "(in-process)",
+        self,
+        plugin: Any,
+        name: str | None = None,
+        distribution: str = "(in-process)",
         version: str = "",
     ) -> str:
         """Register a plugin object or module by hand (tests, notebooks).
@@ -304,5 +307,3 @@ def plugin_table(registry: Registry | None = None) -> list[dict[str, str]]:
     """Kind, name, distribution and version of everything loaded (for runs and checkpoints)."""
     registry = registry or get_registry()
     return [entry.as_dict() for entry in registry.entries()]
-
-
