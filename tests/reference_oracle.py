@@ -130,12 +130,19 @@ def make_reference_state_dict(
     pos_encodings: str,
     mlp_t: bool,
     seed: int,
+    block_weight_scale: float = 0.5,
 ) -> dict[str, Tensor]:
     """Random float32 weights with the reference's keys (unprefixed) and shapes.
 
     Plain normals with std 1/sqrt(fan_in) (the reference's init shapes, not its init
     values): the halting head and puzzle embeddings are deliberately non-zero so that
     they matter in a parity test.
+
+    The block weights (``L_level.*``) get an extra factor ``block_weight_scale``: at
+    full scale the random recursion is chaotic (with mlp_t, float32-vs-float64 logits
+    drift from 1e-5 to 1e-1 relative over 4 supervision steps), so no two float32
+    implementations could agree to 1e-5. At 0.5 the drift stays ~2e-7 while the
+    outputs still respond strongly to inputs, initial states and every weight.
     """
     _check_shape_options(hidden_size, num_heads, puzzle_emb_ndim, puzzle_emb_len, pos_encodings)
     gen = torch.Generator().manual_seed(seed)
@@ -145,8 +152,11 @@ def make_reference_state_dict(
     def normal(*shape: int, std: float) -> Tensor:
         return torch.randn(*shape, generator=gen, dtype=torch.float32) * std
 
-    def linear(out_features: int, in_features: int) -> Tensor:  # [out, in]
-        return normal(out_features, in_features, std=1 / math.sqrt(in_features))
+    def linear(out_features: int, in_features: int, scale: float = 1.0) -> Tensor:  # [out, in]
+        return normal(out_features, in_features, std=scale / math.sqrt(in_features))
+
+    def block_linear(out_features: int, in_features: int) -> Tensor:
+        return linear(out_features, in_features, block_weight_scale)
 
     sd: dict[str, Tensor] = {
         "H_init": normal(D, std=1.0),  # [D]
@@ -167,13 +177,13 @@ def make_reference_state_dict(
     for i in range(L_layers):
         block = f"L_level.layers.{i}."
         if mlp_t:  # SwiGLU across the sequence axis, width L
-            sd[block + "mlp_t.gate_up_proj.weight"] = linear(2 * inter_l, L)
-            sd[block + "mlp_t.down_proj.weight"] = linear(L, inter_l)
+            sd[block + "mlp_t.gate_up_proj.weight"] = block_linear(2 * inter_l, L)
+            sd[block + "mlp_t.down_proj.weight"] = block_linear(L, inter_l)
         else:
-            sd[block + "self_attn.qkv_proj.weight"] = linear(3 * D, D)
-            sd[block + "self_attn.o_proj.weight"] = linear(D, D)
-        sd[block + "mlp.gate_up_proj.weight"] = linear(2 * inter_d, D)
-        sd[block + "mlp.down_proj.weight"] = linear(D, inter_d)
+            sd[block + "self_attn.qkv_proj.weight"] = block_linear(3 * D, D)
+            sd[block + "self_attn.o_proj.weight"] = block_linear(D, D)
+        sd[block + "mlp.gate_up_proj.weight"] = block_linear(2 * inter_d, D)
+        sd[block + "mlp.down_proj.weight"] = block_linear(D, inter_d)
     expected = reference_keys(
         L_layers=L_layers, pos_encodings=pos_encodings, mlp_t=mlp_t, puzzle_emb_ndim=puzzle_emb_ndim
     )

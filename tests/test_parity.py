@@ -20,34 +20,19 @@ import pytest
 import torch
 from torch import Tensor
 
-try:  # tests/ as a package, or tests/ itself on sys.path (pytest's default)
-    from tests.reference_oracle import (
-        COMPILED_PREFIX,
-        LEARNED_POS_SCALE,
-        PLAIN_PREFIX,
-        OracleConfig,
-        OracleTRM,
-        attention,
-        make_reference_state_dict,
-        reference_keys,
-        rope_cos_sin,
-        save_reference_checkpoint,
-        swiglu_intermediate_size,
-    )
-except ImportError:
-    from reference_oracle import (  # type: ignore[no-redef]
-        COMPILED_PREFIX,
-        LEARNED_POS_SCALE,
-        PLAIN_PREFIX,
-        OracleConfig,
-        OracleTRM,
-        attention,
-        make_reference_state_dict,
-        reference_keys,
-        rope_cos_sin,
-        save_reference_checkpoint,
-        swiglu_intermediate_size,
-    )
+from .reference_oracle import (
+    COMPILED_PREFIX,
+    LEARNED_POS_SCALE,
+    PLAIN_PREFIX,
+    OracleConfig,
+    OracleTRM,
+    attention,
+    make_reference_state_dict,
+    reference_keys,
+    rope_cos_sin,
+    save_reference_checkpoint,
+    swiglu_intermediate_size,
+)
 
 RTOL = 1e-5  # TRM_SPEC: parity within 1e-5 relative error in float32
 
@@ -96,7 +81,7 @@ STATE_DICT_KEYS = (
 # --------------------------------------------------------------------------- helpers
 
 
-def tiny_config(recipe: str) -> OracleConfig:
+def tiny_reference_config(recipe: str) -> OracleConfig:
     return OracleConfig(
         hidden_size=64,
         num_heads=4,
@@ -165,7 +150,7 @@ def write_checkpoint(
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_oracle_state_dict_matches_spec_keys_and_shapes(recipe: str) -> None:
-    cfg = tiny_config(recipe)
+    cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=0)
     assert list(sd) == reference_keys(
         L_layers=2, pos_encodings=cfg.pos_encodings, mlp_t=cfg.mlp_t, puzzle_emb_ndim=64
@@ -223,7 +208,7 @@ def test_oracle_parameter_counts_match_spec_table(
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_oracle_save_uses_reference_prefix(tmp_path: Path, compiled: bool) -> None:
-    sd = state_dict_for(tiny_config("attention-rope"), seed=0)
+    sd = state_dict_for(tiny_reference_config("attention-rope"), seed=0)
     path = write_checkpoint(tmp_path, sd, compiled=compiled)
     loaded = torch.load(path, weights_only=True)
     prefix = COMPILED_PREFIX if compiled else PLAIN_PREFIX
@@ -233,7 +218,7 @@ def test_oracle_save_uses_reference_prefix(tmp_path: Path, compiled: bool) -> No
 
 @pytest.mark.parametrize("recipe", ["attention-rope", "attention-learned"])
 def test_oracle_input_embedding_by_hand(recipe: str) -> None:
-    cfg = tiny_config(recipe)
+    cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=1)
     oracle = OracleTRM(sd, cfg)
     batch = make_batch(cfg, batch_size=2, seed=2)
@@ -286,7 +271,7 @@ def test_oracle_attention_single_head_by_hand() -> None:
 
 
 def test_oracle_mlp_t_normalizes_over_sequence_axis() -> None:
-    cfg = tiny_config("mlp_t-none")
+    cfg = tiny_reference_config("mlp_t-none")
     oracle = OracleTRM(state_dict_for(cfg, seed=4), cfg)
     L = cfg.seq_len + cfg.puzzle_emb_len
     h = torch.randn(2, L, 64, generator=torch.Generator().manual_seed(5)) * 3
@@ -302,7 +287,7 @@ def test_oracle_mlp_t_normalizes_over_sequence_axis() -> None:
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_oracle_act_carry_semantics(recipe: str) -> None:
-    cfg = tiny_config(recipe)
+    cfg = tiny_reference_config(recipe)
     oracle = OracleTRM(state_dict_for(cfg, seed=6), cfg)
     first = make_batch(cfg, batch_size=3, seed=7)
     second = make_batch(cfg, batch_size=3, seed=8)
@@ -341,7 +326,7 @@ def test_oracle_act_carry_semantics(recipe: str) -> None:
 def test_oracle_float32_rounding_stays_far_below_parity_tolerance(recipe: str) -> None:
     """float32 vs float64 oracle: the recursion does not amplify rounding toward 1e-5,
     so two correct float32 implementations can meet the parity tolerance."""
-    cfg = tiny_config(recipe)
+    cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=9)
     o32, o64 = OracleTRM(sd, cfg), OracleTRM(sd, cfg, dtype=torch.float64)
     batch = make_batch(cfg, batch_size=3, seed=10)
@@ -385,7 +370,7 @@ def run_parity(
 def test_parity_with_reference_checkpoint(tmp_path: Path, recipe: str, compiled: bool) -> None:
     import trm_core
 
-    cfg = tiny_config(recipe)
+    cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=RECIPE_SEEDS[recipe])
     path = write_checkpoint(tmp_path, sd, compiled=compiled)
     # The compiled variant passes only non-inferable options, the plain one all of them.
@@ -405,7 +390,7 @@ def test_parity_with_bfloat16_initial_states(tmp_path: Path) -> None:
     float32 forward copies them into float32 buffers."""
     import trm_core
 
-    cfg = tiny_config("attention-rope")
+    cfg = tiny_reference_config("attention-rope")
     sd = state_dict_for(cfg, seed=13)
     sd["H_init"], sd["L_init"] = sd["H_init"].bfloat16(), sd["L_init"].bfloat16()
     path = write_checkpoint(tmp_path, sd, compiled=True)
@@ -427,7 +412,7 @@ def load_expecting_error(path: Path, **options: Any) -> str:
 
 
 def test_load_names_each_missing_key(tmp_path: Path) -> None:
-    cfg = tiny_config("attention-rope")
+    cfg = tiny_reference_config("attention-rope")
     sd = state_dict_for(cfg, seed=15)
     missing = ["q_head.bias", "L_level.layers.1.mlp.down_proj.weight"]
     for key in missing:
@@ -440,7 +425,7 @@ def test_load_names_each_missing_key(tmp_path: Path) -> None:
 
 
 def test_load_names_each_unexpected_key(tmp_path: Path) -> None:
-    cfg = tiny_config("mlp_t-none")
+    cfg = tiny_reference_config("mlp_t-none")
     sd = state_dict_for(cfg, seed=16)
     unexpected = {"lm_head.bias": torch.zeros(11), "not_a_reference_key.weight": torch.ones(3)}
     sd.update(unexpected)
@@ -462,7 +447,7 @@ def test_load_names_each_unexpected_key(tmp_path: Path) -> None:
     ],
 )
 def test_load_names_wrongly_shaped_key(tmp_path: Path, key: str, shape: tuple[int, ...]) -> None:
-    cfg = tiny_config("attention-learned")
+    cfg = tiny_reference_config("attention-learned")
     sd = state_dict_for(cfg, seed=17)
     sd[key] = torch.randn(shape)
     message = load_expecting_error(
@@ -472,7 +457,7 @@ def test_load_names_wrongly_shaped_key(tmp_path: Path, key: str, shape: tuple[in
 
 
 def test_load_names_unknown_option(tmp_path: Path) -> None:
-    cfg = tiny_config("attention-rope")
+    cfg = tiny_reference_config("attention-rope")
     path = write_checkpoint(tmp_path, state_dict_for(cfg, seed=18))
     message = load_expecting_error(path, **model_options(cfg, full=False), hiden_size=64)
     assert "hiden_size" in message, f"unknown option not named in: {message}"

@@ -1,0 +1,209 @@
+"""The plugin registry: loading, selection, lookups and the errors users see."""
+
+from __future__ import annotations
+
+import json
+import types
+import warnings
+
+import pytest
+import torch
+
+import trm_core
+from trm_core import Mixer, PluginError, Registry, UnknownPluginError, hookimpl
+from trm_core.cli import plugins_main
+from trm_core.registry import PluginLoadWarning
+
+FIRST_PARTY = {
+    ("encoder", "grid"),
+    ("mixer", "attention"),
+    ("mixer", "mlp"),
+    ("core", "trm"),
+    ("halting_head", "first_token"),
+}
+
+
+class _NoOpMixer(Mixer):
+    def forward(self, hidden, rotary):
+        return hidden
+
+
+def _mixer_plugin(name: str) -> types.SimpleNamespace:
+    @hookimpl
+    def register_mixers(register):
+        register(name, _NoOpMixer)
+
+    return types.SimpleNamespace(register_mixers=register_mixers)
+
+
+def _write_distribution(root, dist: str, entry_points: dict[str, str], modules: dict[str, str]):
+    """A real installed distribution (dist-info + modules) under ``root``."""
+    info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    lines = ["[trm]"] + [f"{name} = {target}" for name, target in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(source)
+
+
+GOOD_MODULE = """
+import trm_core
+
+class Echo(trm_core.Mixer):
+    def forward(self, hidden, rotary):
+        return hidden
+
+@trm_core.hookimpl
+def register_mixers(register):
+    register("echo", Echo)
+"""
+
+
+@pytest.fixture
+def third_party(tmp_path, monkeypatch):
+    """Install two third-party distributions: one works, one fails to import."""
+    _write_distribution(
+        tmp_path, "trm-plugin-echo", {"echo": "trm_plugin_echo"}, {"trm_plugin_echo": GOOD_MODULE}
+    )
+    _write_distribution(
+        tmp_path,
+        "trm-plugin-broken",
+        {"broken": "trm_plugin_broken"},
+        {"trm_plugin_broken": "raise ImportError('needs libfoo, which is not installed')\n"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("TRM_LOAD_PLUGINS", raising=False)
+
+
+def test_first_party_plugins_load_through_entry_points():
+    registry = Registry().load()
+    found = {(e.kind, e.name) for e in registry.entries()}
+    assert found >= FIRST_PARTY
+    for entry in registry.entries():
+        if (entry.kind, entry.name) in FIRST_PARTY:
+            assert entry.distribution == "trm-core"
+            assert entry.version == trm_core.__version__
+
+
+def test_unknown_name_lists_the_choices():
+    registry = Registry().load()
+    with pytest.raises(UnknownPluginError) as info:
+        registry.get("mixer", "atention")
+    message = str(info.value)
+    assert "'atention'" in message
+    assert "did you mean 'attention'" in message
+    assert "Available: attention, mlp" in message
+    with pytest.raises(UnknownPluginError, match="kinds: encoder, mixer, core"):
+        registry.get("mixers", "mlp")
+
+
+def test_unknown_mixer_in_model_config_names_choices(tiny_config):
+    with pytest.raises(UnknownPluginError, match="Available: attention, mlp"):
+        trm_core.build_model({**tiny_config, "mixer": "transformer"}, device="cpu")
+
+
+def test_duplicate_names_both_distributions():
+    registry = Registry(load_entry_points=False)
+    registry.add_plugin(_mixer_plugin("twin"), name="one", distribution="trm-plugin-one")
+    registry.add_plugin(_mixer_plugin("twin"), name="two", distribution="trm-plugin-two")
+    with pytest.raises(PluginError) as info:
+        registry.load()
+    message = str(info.value)
+    assert "mixer 'twin' is registered twice" in message
+    assert "trm-plugin-one" in message and "trm-plugin-two" in message
+
+
+def test_failing_plugin_is_named_and_does_not_hide_others(third_party):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = Registry().load()
+    names = {(e.kind, e.name): e for e in registry.entries()}
+    assert ("mixer", "echo") in names and names["mixer", "echo"].distribution == "trm-plugin-echo"
+    assert names["mixer", "echo"].version == "1.2.3"
+    assert set(names) >= FIRST_PARTY
+    [failure] = registry.failures
+    assert failure.plugin == "broken" and failure.distribution == "trm-plugin-broken"
+    assert "needs libfoo" in failure.error
+    assert any(
+        issubclass(w.category, PluginLoadWarning) and "trm-plugin-broken" in str(w.message)
+        for w in caught
+    )
+    # Asking for something that is missing mentions the broken plugin too.
+    with pytest.raises(UnknownPluginError, match="failed to load.*trm-plugin-broken"):
+        registry.get("mixer", "nothing")
+
+
+def test_load_switch_selects_plugins(third_party, monkeypatch):
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "")
+    assert Registry.from_environment().entries() == []
+
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "trm-core")
+    found = {(e.kind, e.name) for e in Registry.from_environment().entries()}
+    assert found == FIRST_PARTY
+
+    # Entry-point names work too, and only the named ones load (the broken one is never imported).
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "echo,mlp")
+    registry = Registry.from_environment()
+    assert {(e.kind, e.name) for e in registry.entries()} == {("mixer", "echo"), ("mixer", "mlp")}
+    assert registry.failures == []
+
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "trm-core,ecko")
+    with pytest.raises(PluginError, match="names ecko, which no installed plugin"):
+        Registry.from_environment().load()
+
+
+def test_misspelled_hook_is_caught():
+    @hookimpl
+    def register_mixer(register):  # missing the final "s"
+        pass
+
+    registry = Registry(load_entry_points=False)
+    registry.add_plugin(types.SimpleNamespace(register_mixer=register_mixer), name="typo")
+    with pytest.raises(PluginError, match="register_mixer"):
+        registry.load()
+
+
+def test_registration_must_implement_the_interface():
+    @hookimpl
+    def register_mixers(register):
+        register("linear", torch.nn.Linear)
+
+    registry = Registry(load_entry_points=False)
+    registry.add_plugin(types.SimpleNamespace(register_mixers=register_mixers), name="bad")
+    with pytest.raises(PluginError, match="not a subclass of trm_core.Mixer"):
+        registry.load()
+
+
+def test_fixture_registers_a_plugin_for_one_test(trm_registry, tiny_config, batch):
+    trm_registry.add_plugin(_mixer_plugin("noop"), distribution="my-tests")
+    assert trm_registry.entry("mixer", "noop").distribution == "my-tests"
+    model = trm_core.build_model({**tiny_config, "mixer": "noop"}, device="cpu")
+    _carry, out = model(model.initial_carry(batch), batch)
+    assert out["logits"].shape == (4, 9, 11)
+
+
+def test_fixture_does_not_leak(trm_registry):
+    assert ("mixer", "noop") not in {(e.kind, e.name) for e in trm_registry.entries()}
+
+
+def test_trm_plugins_json(capsys):
+    assert plugins_main(["--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    rows = {(p["kind"], p["name"]): p for p in listed["plugins"]}
+    for key in FIRST_PARTY:
+        assert rows[key]["distribution"] == "trm-core"
+        assert rows[key]["version"] == trm_core.__version__
+    assert listed["failed"] == []
+
+
+def test_trm_plugins_table_reports_failures(third_party, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with trm_core.use_registry(Registry.from_environment()):
+            code = plugins_main([])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "KIND" in out and "mixer         echo" in out
+    assert "trm-plugin-echo" in out and "1.2.3" in out
+    assert "FAILED plugin 'broken' from trm-plugin-broken 1.2.3" in err
