@@ -60,11 +60,26 @@ def register_mixers(register):
 """
 
 
+TYPO_MODULE = """
+import trm_core
+
+@trm_core.hookimpl
+def register_mixer(register):  # missing the final "s"
+    pass
+"""
+
+
 @pytest.fixture
 def third_party(tmp_path, monkeypatch):
-    """Install two third-party distributions: one works, one fails to import."""
+    """Install third-party distributions: one works, one misspells a hook, one fails to import."""
     _write_distribution(
         tmp_path, "trm-plugin-echo", {"echo": "trm_plugin_echo"}, {"trm_plugin_echo": GOOD_MODULE}
+    )
+    _write_distribution(
+        tmp_path,
+        "trm-plugin-typo",
+        {"typo": "trm_plugin_typo"},
+        {"trm_plugin_typo": TYPO_MODULE},
     )
     _write_distribution(
         tmp_path,
@@ -107,11 +122,18 @@ def test_duplicate_names_both_distributions():
     registry = Registry(load_entry_points=False)
     registry.add_plugin(_mixer_plugin("twin"), name="one", distribution="trm-plugin-one")
     registry.add_plugin(_mixer_plugin("twin"), name="two", distribution="trm-plugin-two")
+    registry.add_plugin(_mixer_plugin("single"), name="three", distribution="trm-plugin-three")
     with pytest.raises(PluginError) as info:
-        registry.load()
+        registry.get("mixer", "twin")
     message = str(info.value)
     assert "mixer 'twin' is registered twice" in message
-    assert "trm-plugin-one" in message and "trm-plugin-two" in message
+    assert "trm-plugin-one (plugin 'one')" in message and "trm-plugin-two (plugin 'two')" in message
+    assert registry.get("mixer", "single") is _NoOpMixer  # the others stay usable
+    assert [e.distribution for e in registry.entries("mixer")] == [
+        "trm-plugin-three",
+        "trm-plugin-one",
+        "trm-plugin-two",
+    ]
 
 
 def test_failing_plugin_is_named_and_does_not_hide_others(third_party):
@@ -122,9 +144,14 @@ def test_failing_plugin_is_named_and_does_not_hide_others(third_party):
     assert ("mixer", "echo") in names and names["mixer", "echo"].distribution == "trm-plugin-echo"
     assert names["mixer", "echo"].version == "1.2.3"
     assert set(names) >= FIRST_PARTY
-    [failure] = registry.failures
-    assert failure.plugin == "broken" and failure.distribution == "trm-plugin-broken"
-    assert "needs libfoo" in failure.error
+    failures = {failure.plugin: failure for failure in registry.failures}
+    assert set(failures) == {"broken", "typo"}
+    assert failures["broken"].distribution == "trm-plugin-broken"
+    assert "needs libfoo" in failures["broken"].error
+    assert failures["typo"].distribution == "trm-plugin-typo"
+    assert (
+        "unknown hook(s) register_mixer (did you mean 'register_mixers'" in failures["typo"].error
+    )
     assert any(
         issubclass(w.category, PluginLoadWarning) and "trm-plugin-broken" in str(w.message)
         for w in caught
@@ -153,26 +180,60 @@ def test_load_switch_selects_plugins(third_party, monkeypatch):
         Registry.from_environment().load()
 
 
-def test_misspelled_hook_is_caught():
+@pytest.mark.trm_plugins("mlp")
+def test_marker_selects_what_the_fixture_loads(trm_registry):
+    assert {(e.kind, e.name) for e in trm_registry.entries()} == {("mixer", "mlp")}
+
+
+def test_misspelled_hook_is_caught_and_leaves_nothing_behind():
     @hookimpl
     def register_mixer(register):  # missing the final "s"
         pass
 
     registry = Registry(load_entry_points=False)
-    registry.add_plugin(types.SimpleNamespace(register_mixer=register_mixer), name="typo")
-    with pytest.raises(PluginError, match="register_mixer"):
-        registry.load()
+    with pytest.raises(PluginError, match="plugin 'typo'.*unknown hook.*register_mixer"):
+        registry.add_plugin(types.SimpleNamespace(register_mixer=register_mixer), name="typo")
+    assert not registry.pm.has_plugin("typo")
+    registry.add_plugin(_mixer_plugin("fine"), name="typo")  # the name is free again
+    assert registry.names("mixer") == ["fine"]
 
 
-def test_registration_must_implement_the_interface():
+def test_registration_must_implement_the_interface_all_or_nothing():
     @hookimpl
     def register_mixers(register):
+        register("good", _NoOpMixer)
         register("linear", torch.nn.Linear)
 
     registry = Registry(load_entry_points=False)
-    registry.add_plugin(types.SimpleNamespace(register_mixers=register_mixers), name="bad")
     with pytest.raises(PluginError, match="not a subclass of trm_core.Mixer"):
-        registry.load()
+        registry.add_plugin(types.SimpleNamespace(register_mixers=register_mixers), name="bad")
+    assert registry.names("mixer") == []  # "good" was not kept either
+
+
+def test_a_hook_that_raises_is_reported_not_fatal(monkeypatch):
+    @hookimpl
+    def register_mixers(register):
+        raise KeyError("oops")
+
+    registry = Registry(load_entry_points=False)
+    with pytest.raises(PluginError, match="KeyError in its hook"):
+        registry.add_plugin(types.SimpleNamespace(register_mixers=register_mixers), name="raiser")
+
+
+def test_a_loaded_plugin_cannot_be_added_twice():
+    registry = Registry().load()
+    import trm_plugin_mlp
+
+    with pytest.raises(PluginError, match="already loaded as plugin 'mlp' from trm-core"):
+        registry.add_plugin(trm_plugin_mlp)
+
+
+def test_a_failed_selection_is_not_cached(monkeypatch):
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "no-such-plugin")
+    registry = Registry.from_environment()
+    for _ in range(2):  # raises every time, never answers from a half-loaded state
+        with pytest.raises(PluginError, match="no-such-plugin"):
+            registry.entries()
 
 
 def test_fixture_registers_a_plugin_for_one_test(trm_registry, tiny_config, batch):
@@ -207,3 +268,15 @@ def test_trm_plugins_table_reports_failures(third_party, capsys):
     assert "KIND" in out and "mixer         echo" in out
     assert "trm-plugin-echo" in out and "1.2.3" in out
     assert "FAILED plugin 'broken' from trm-plugin-broken 1.2.3" in err
+    assert "FAILED plugin 'typo' from trm-plugin-typo 1.2.3" in err
+
+
+def test_trm_plugins_reports_conflicts(capsys):
+    registry = Registry(select={"trm-core"})
+    registry.add_plugin(_mixer_plugin("mlp"), name="copycat", distribution="trm-plugin-copycat")
+    with trm_core.use_registry(registry):
+        assert plugins_main(["--json"]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    [conflict] = listed["conflicts"]
+    assert "mixer 'mlp' is registered twice: by trm-core 0.1.0" in conflict
+    assert "trm-plugin-copycat" in conflict

@@ -20,7 +20,7 @@ from torch import Tensor
 from .config import ConfigError, ModelConfig, structure, suggest, unstructure
 from .layers import swiglu_width
 from .model import TRMModel, resolve_device
-from .registry import Registry, get_registry, plugin_table
+from .registry import Registry, get_registry
 
 FORMAT = "trm-checkpoint"
 FORMAT_VERSION = 1
@@ -95,7 +95,7 @@ def save_checkpoint(path: str | os.PathLike, model: TRMModel, **extra: Any) -> P
         "model_config": unstructure(model.config),
         "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "components": model.components,
-        "plugins": plugin_table(),
+        "plugins": model.plugin_table,
         **extra,
     }
     return atomic_save(payload, path)

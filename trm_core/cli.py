@@ -1,9 +1,13 @@
-"""Command-line entry points: ``trm-plugins`` and ``trm-convert``."""
+"""Command-line entry points: ``trm-plugins`` and ``trm-convert``.
+
+Also runnable as ``python -m trm_core.cli COMMAND ...`` (COMMAND: plugins, convert).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,13 +40,16 @@ def plugins_main(argv: list[str] | None = None) -> int:
     except PluginError as error:
         return _fail(str(error))
     failures = registry.failures
+    conflicts = [registry.conflict_message(*key) for key in registry.conflicts]
+    broken = 1 if failures or conflicts else 0
     if args.json:
         payload = {
             "plugins": [entry.as_dict() for entry in entries],
             "failed": [failure.as_dict() for failure in failures],
+            "conflicts": conflicts,
         }
         print(json.dumps(payload, indent=2))
-        return 1 if failures else 0
+        return broken
     rows = [("KIND", "NAME", "DISTRIBUTION", "VERSION")]
     rows += [(e.kind, e.name, e.distribution, e.version) for e in entries]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -54,7 +61,9 @@ def plugins_main(argv: list[str] | None = None) -> int:
         print("(no plugins loaded)")
     for failure in failures:
         print(f"FAILED {failure.describe()}", file=sys.stderr)
-    return 1 if failures else 0
+    for conflict in conflicts:
+        print(f"CONFLICT {conflict}", file=sys.stderr)
+    return broken
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -111,3 +120,38 @@ def convert_main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {args.output}")
     return 0
+
+
+COMMANDS = {"plugins": plugins_main, "convert": convert_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trm_core.cli COMMAND ...``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m trm_core.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+def run(command) -> None:
+    """Run a console command; a closed pipe (``trm-plugins | head``) is not an error."""
+    try:
+        code = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    raise SystemExit(code)
+
+
+def plugins_command() -> None:
+    run(plugins_main)
+
+
+def convert_command() -> None:
+    run(convert_main)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -53,6 +53,8 @@ class TRMModel(nn.Module):
         registry = registry or get_registry()
         self.config = config
         self.forward_dtype = getattr(torch, config.dtype)
+        # What this model was built from, recorded in its checkpoints.
+        self.plugin_table = [entry.as_dict() for entry in registry.entries()]
         self.components = {
             kind: registry.entry(kind, name).as_dict()
             for kind, name in (

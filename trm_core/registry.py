@@ -92,7 +92,15 @@ def selected_plugins() -> set[str] | None:
 
 
 class Registry:
-    """A pluggy plugin manager plus the table of what each plugin registered."""
+    """A pluggy plugin manager plus the table of what each plugin registered.
+
+    Each plugin is admitted as a whole or not at all: a plugin that fails to
+    import, implements a hook that does not exist, raises in a hook or
+    registers something invalid is recorded in ``failures`` (and warned about)
+    while every other plugin still loads. Two plugins registering the same
+    kind and name are both kept in ``conflicts``; looking that name up raises
+    an error naming both distributions.
+    """
 
     def __init__(self, load_entry_points: bool = True, select: set[str] | None = None) -> None:
         """
@@ -103,9 +111,10 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._load_entry_points = load_entry_points
-        self._select = select
+        self._select = None if select is None else {_normalise(name) for name in select}
         self._origin: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
         self._entries: dict[tuple[str, str], PluginEntry] = {}
+        self.conflicts: dict[tuple[str, str], list[PluginEntry]] = {}
         self.failures: list[PluginFailure] = []
         self._loaded = False
 
@@ -117,60 +126,90 @@ class Registry:
     # -- loading -------------------------------------------------------------
 
     def load(self) -> Registry:
-        """Import the selected entry points and collect their contributions (once)."""
+        """Import the selected entry points and collect their contributions (once).
+
+        Raises PluginError only for a ``TRM_LOAD_PLUGINS`` value naming nothing
+        installed; problems of single plugins end up in ``failures``.
+        """
         if self._loaded:
             return self
+        points = self._selected_entry_points() if self._load_entry_points else []
         self._loaded = True
-        if self._load_entry_points:
-            self._load_from_entry_points()
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as error:
-            origin = self._origin.get(getattr(error, "plugin_name", ""), ("?", "?"))
-            raise PluginError(f"{error} (distribution {origin[0]} {origin[1]})") from error
-        for name in list(self._origin):
-            self._collect(name)
-        return self
-
-    def _load_from_entry_points(self) -> None:
-        points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-        if self._select is not None:
-            known = {_normalise(p.name) for p in points}
-            known |= {_normalise(p.dist.name) for p in points if p.dist is not None}
-            missing = sorted(self._select - known)
-            if missing:
-                raise PluginError(
-                    f"{LOAD_ENV} names {', '.join(missing)}, which no installed plugin is "
-                    f"called; installed: {', '.join(sorted(known)) or '(none)'}"
-                )
         for point in points:
             distribution = point.dist.name if point.dist is not None else "(unknown)"
             version = point.dist.version if point.dist is not None else ""
-            if self._select is not None and not (
-                {_normalise(point.name), _normalise(distribution)} & self._select
-            ):
-                continue
             try:
                 plugin = point.load()
             except Exception as error:  # a broken plugin must not hide the others
                 self._fail(point.name, distribution, version, f"{type(error).__name__}: {error}")
                 continue
-            self._register_plugin(plugin, point.name, distribution, version)
+            self._admit(plugin, point.name, distribution, version, strict=False)
+        self.pm.check_pending()  # every admitted plugin was checked already; a safety net
+        return self
+
+    def _selected_entry_points(self) -> list[metadata.EntryPoint]:
+        points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        if self._select is None:
+            return points
+        known = {_normalise(p.name) for p in points}
+        known |= {_normalise(p.dist.name) for p in points if p.dist is not None}
+        missing = sorted(self._select - known)
+        if missing:
+            raise PluginError(
+                f"{LOAD_ENV} names {', '.join(missing)}, which no installed plugin is "
+                f"called; installed: {', '.join(sorted(known)) or '(none)'}"
+            )
+        return [
+            p
+            for p in points
+            if {_normalise(p.name), _normalise(p.dist.name if p.dist else "")} & self._select
+        ]
 
     def _fail(self, plugin: str, distribution: str, version: str, message: str) -> None:
         failure = PluginFailure(plugin, distribution, version, message)
         self.failures.append(failure)
-        warnings.warn(f"trm: {failure.describe()}", PluginLoadWarning, stacklevel=3)
+        warnings.warn(f"trm: {failure.describe()}", PluginLoadWarning, stacklevel=4)
 
-    def _register_plugin(self, plugin: Any, name: str, distribution: str, version: str) -> str:
-        if self.pm.has_plugin(name) or name in self._origin:
+    def _admit(self, plugin: Any, name: str, distribution: str, version: str, strict: bool) -> str:
+        """Register ``plugin`` and collect its contributions, all or nothing.
+
+        ``strict`` raises PluginError on a problem; otherwise it is recorded.
+        """
+        if self.pm.is_registered(plugin):
+            owner = self.pm.get_name(plugin)
+            origin = " ".join(filter(None, self._origin.get(owner, ("?",))))
+            raise PluginError(
+                f"{name!r} is already loaded as plugin {owner!r} from {origin}; to register "
+                f"it by hand, keep it from loading with {LOAD_ENV}"
+            )
+        if self.pm.has_plugin(name):
             name = f"{distribution}:{name}"
         try:
             self.pm.register(plugin, name=name)
-        except (ValueError, pluggy.PluginValidationError) as error:
-            self._fail(name, distribution, version, str(error))
-            return name
+            unknown = [
+                caller.name
+                for caller in self.pm.get_hookcallers(plugin) or []
+                if not caller.spec
+                and not any(i.optionalhook for i in caller.get_hookimpls() if i.plugin is plugin)
+            ]
+            if unknown:
+                raise PluginError(
+                    f"implements unknown hook(s) {', '.join(unknown)}"
+                    + "".join(suggest(hook, hookspecs.HOOK_KINDS) for hook in unknown)
+                    + f"; the hooks are: {', '.join(hookspecs.HOOK_KINDS)}"
+                )
+        except (ValueError, pluggy.PluginValidationError, PluginError) as error:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            return self._problem(name, distribution, version, str(error), strict)
         self._origin[name] = (distribution, version)
+        self._collect(name, strict)
+        return name
+
+    def _problem(self, name: str, distribution: str, version: str, message: str, strict: bool):
+        if strict:
+            raise PluginError(f"plugin {name!r} ({distribution} {version}): {message}".strip())
+        self._fail(name, distribution, version, message)
         return name
 
     def add_plugin(
@@ -182,60 +221,83 @@ class Registry:
     ) -> str:
         """Register a plugin object or module by hand (tests, notebooks).
 
-        Its contributions are collected at once if loading already happened.
-        Returns the plugin's name in the plugin manager.
+        Installed plugins are loaded first (if they were not yet), then this
+        one's contributions are collected at once. A problem raises PluginError
+        and leaves nothing behind. Returns the plugin's name in the plugin manager.
         """
+        self.load()
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         if self.pm.has_plugin(name):
             raise PluginError(f"a plugin named {name!r} is already registered")
-        self.pm.register(plugin, name=name)
-        self._origin[name] = (distribution, version)
-        if self._loaded:
-            self.pm.check_pending()
-            self._collect(name)
-        return name
+        return self._admit(plugin, name, distribution, version, strict=True)
 
     def add(self, kind: str, name: str, obj: type, distribution: str = "(in-process)") -> None:
         """Register one implementation directly, as if a plugin's hook had."""
+        self.load()
         self._check_kind(kind)
         plugin_name = f"{distribution}:{kind}:{name}"
         self._origin[plugin_name] = (distribution, "")
-        self._record(kind, name, obj, plugin_name)
+        self._commit([self._entry(kind, name, obj, plugin_name)])
 
-    def _collect(self, plugin_name: str) -> None:
+    def _collect(self, plugin_name: str, strict: bool) -> None:
+        """Call the plugin's contribution hooks; record all its entries or none."""
         plugin = self.pm.get_plugin(plugin_name)
-        for hook_name, kind in hookspecs.HOOK_KINDS.items():
-            hook = getattr(self.pm.hook, hook_name)
-            for impl in hook.get_hookimpls():
-                if impl.plugin is not plugin:
-                    continue
-
-                def register(name: str, obj: type, _kind: str = kind) -> None:
-                    self._record(_kind, name, obj, plugin_name)
-
-                impl.function(**{arg: register for arg in impl.argnames})
-
-    def _record(self, kind: str, name: str, obj: type, plugin_name: str) -> None:
         distribution, version = self._origin[plugin_name]
-        where = f"plugin {plugin_name!r} ({distribution})"
+        found: list[PluginEntry] = []
+        try:
+            for hook_name, kind in hookspecs.HOOK_KINDS.items():
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin is not plugin:
+                        continue
+
+                    def register(name: str, obj: type, _kind: str = kind) -> None:
+                        found.append(self._entry(_kind, name, obj, plugin_name))
+
+                    impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as error:  # a plugin's bug must not take the others down
+            self.pm.unregister(plugin)
+            del self._origin[plugin_name]
+            message = (
+                str(error)
+                if isinstance(error, PluginError)
+                else (f"{type(error).__name__} in its hook: {error}")
+            )
+            self._problem(plugin_name, distribution, version, message, strict)
+            return
+        self._commit(found)
+
+    def _entry(self, kind: str, name: str, obj: type, plugin_name: str) -> PluginEntry:
+        """Validate one registration (raises PluginError) and make its entry."""
         interface = KINDS[kind]
         if not isinstance(name, str) or not _NAME.match(name):
-            raise PluginError(f"{where} registered a {kind} with an invalid name {name!r}")
+            raise PluginError(f"registered a {kind} with an invalid name {name!r}")
         if not (isinstance(obj, type) and issubclass(obj, interface)):
             raise PluginError(
-                f"{where} registered {kind} {name!r} as {obj!r}, which is not a subclass "
+                f"registered {kind} {name!r} as {obj!r}, which is not a subclass "
                 f"of trm_core.{interface.__name__}"
             )
-        previous = self._entries.get((kind, name))
-        if previous is not None:
-            raise PluginError(
-                f"{kind} {name!r} is registered twice: by {previous.distribution} "
-                f"{previous.version} (plugin {previous.plugin!r}) and by {distribution} "
-                f"{version} (plugin {plugin_name!r}). Uninstall one of them, or pick "
-                f"which distributions load with {LOAD_ENV}."
-            )
-        self._entries[(kind, name)] = PluginEntry(
-            kind, name, obj, plugin_name, distribution, version
+        distribution, version = self._origin[plugin_name]
+        return PluginEntry(kind, name, obj, plugin_name, distribution, version)
+
+    def _commit(self, entries: list[PluginEntry]) -> None:
+        for entry in entries:
+            key = (entry.kind, entry.name)
+            if key in self.conflicts:
+                self.conflicts[key].append(entry)
+            elif key in self._entries:
+                self.conflicts[key] = [self._entries.pop(key), entry]
+            else:
+                self._entries[key] = entry
+
+    def conflict_message(self, kind: str, name: str) -> str:
+        """Why ``kind/name`` cannot be used: every plugin that registered it."""
+        owners = " and by ".join(
+            f"{' '.join(filter(None, (e.distribution, e.version)))} (plugin {e.plugin!r})"
+            for e in self.conflicts[(kind, name)]
+        )
+        return (
+            f"{kind} {name!r} is registered twice: by {owners}. Uninstall one of them, "
+            f"or pick which distributions load with {LOAD_ENV}."
         )
 
     # -- lookups -------------------------------------------------------------
@@ -253,17 +315,20 @@ class Registry:
         if kind is not None:
             self._check_kind(kind)
         order = list(KINDS)
-        found = [e for e in self._entries.values() if kind is None or e.kind == kind]
+        every = [*self._entries.values(), *(e for group in self.conflicts.values() for e in group)]
+        found = [e for e in every if kind is None or e.kind == kind]
         return sorted(found, key=lambda e: (order.index(e.kind), e.name))
 
     def names(self, kind: str) -> list[str]:
         """The registered names of one kind, sorted."""
-        return [entry.name for entry in self.entries(kind)]
+        return sorted({entry.name for entry in self.entries(kind)})
 
     def entry(self, kind: str, name: str) -> PluginEntry:
         """The entry for ``kind/name``; an unknown name lists the valid ones."""
         self.load()
         self._check_kind(kind)
+        if (kind, name) in self.conflicts:
+            raise PluginError(self.conflict_message(kind, name))
         found = self._entries.get((kind, name))
         if found is not None:
             return found
@@ -288,8 +353,8 @@ def get_registry() -> Registry:
     """The process-wide registry, created and loaded on first use."""
     global _current
     if _current is None:
-        _current = Registry.from_environment()
-    return _current.load()
+        _current = Registry.from_environment().load()  # kept only once loaded
+    return _current
 
 
 @contextmanager
@@ -301,9 +366,3 @@ def use_registry(registry: Registry) -> Iterator[Registry]:
         yield registry.load()
     finally:
         _current = previous
-
-
-def plugin_table(registry: Registry | None = None) -> list[dict[str, str]]:
-    """Kind, name, distribution and version of everything loaded (for runs and checkpoints)."""
-    registry = registry or get_registry()
-    return [entry.as_dict() for entry in registry.entries()]
