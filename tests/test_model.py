@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import trm_core
-from trm_core import ConfigError, build_model
+import trm_core.model
+from trm_core import ConfigError, ModelConfig, build_model
 from trm_core.layers import trunc_normal_
 
 PAPER_COUNTS = [  # TRM_SPEC section 2
@@ -175,3 +176,12 @@ def test_config_typo_names_the_key(tiny_config):
         build_model({**tiny_config, "positions": "rotary"}, device="cpu")
     with pytest.raises(ConfigError, match="divisible by model.num_heads"):
         build_model({**tiny_config, "num_heads": 5}, device="cpu")
+
+
+@pytest.mark.parametrize("native,expected", [(True, "bfloat16"), (False, "float32")])
+def test_auto_dtype_is_bfloat16_only_where_native(tiny_config, monkeypatch, native, expected):
+    monkeypatch.setattr(trm_core.model, "native_bfloat16", lambda device: native)
+    model = build_model({**tiny_config, "dtype": "auto"}, device="cpu")
+    assert model.config.dtype == expected
+    assert model.encoder.embed_tokens.dtype == getattr(torch, expected)
+    assert ModelConfig(vocab_size=11, seq_len=81).dtype == "auto"  # the default

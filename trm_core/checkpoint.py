@@ -128,7 +128,7 @@ def load_checkpoint(
     payload = read_checkpoint(path)
     config_data = {**payload["model_config"], **(config_overrides or {})}
     config = structure(ModelConfig, config_data, where=f"{path}: model")
-    model = TRMModel(config, registry)
+    model = TRMModel(config, registry, device)
     state = payload["model"]
     expected = {key: value.shape for key, value in model.state_dict().items()}
     check_state(expected, state, f"checkpoint {path}")
@@ -294,7 +294,7 @@ def load_reference_checkpoint(
     if not isinstance(raw, Mapping) or not all(isinstance(v, Tensor) for v in raw.values()):
         raise CheckpointError(f"{path}: a reference checkpoint is a state dict of tensors")
     state = strip_reference_prefix(raw)
-    model = TRMModel(reference_config(state, model_options, registry), registry)
+    model = TRMModel(reference_config(state, model_options, registry), registry, device)
     load_reference_state(model, state, what=f"reference checkpoint {path}")
     return model.to(resolve_device(device)).eval()
 

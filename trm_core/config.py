@@ -16,7 +16,7 @@ import attrs
 T = TypeVar("T")
 
 POSITION_ENCODINGS = ("rope", "learned", "none")
-FORWARD_DTYPES = ("float32", "bfloat16", "float16")
+FORWARD_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -120,8 +120,11 @@ class ModelConfig:
     halt_max_steps: int = attrs.field(default=16, validator=_positive)
     halt_exploration_prob: float = attrs.field(default=0.1, converter=float, validator=_probability)
 
-    # Forward (compute) dtype; weights are kept in float32 and cast on use.
-    dtype: str = attrs.field(default="bfloat16", validator=_one_of(FORWARD_DTYPES))
+    # Forward (compute) dtype; weights are kept in float32 and cast on use. "auto" is
+    # bfloat16 (the paper's) where the device computes it natively (CUDA with bf16,
+    # CPUs with AVX-512-BF16/AMX), else float32: on an AVX2-only CPU bfloat16
+    # matmuls are emulated and far slower than float32.
+    dtype: str = attrs.field(default="auto", validator=_one_of(FORWARD_DTYPES))
 
     def __attrs_post_init__(self) -> None:
         if self.puzzle_emb_dim is None:

@@ -45,12 +45,39 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matmuls natively (fast), not emulated."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a torch build without oneDNN
+            return False
+    return False
+
+
+def resolve_dtype(dtype: str, device: str | torch.device | None) -> str:
+    """The forward dtype name for a config value; "auto" depends on the device."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if native_bfloat16(resolve_device(device)) else "float32"
+
+
 class TRMModel(nn.Module):
     """Encoder -> ThinkActCore (repeated under deep supervision) -> LM head + HaltingHead."""
 
-    def __init__(self, config: ModelConfig, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        registry: Registry | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        """Build the model from ``config``'s plugins; ``device`` only resolves dtype "auto"."""
         super().__init__()
         registry = registry or get_registry()
+        if config.dtype == "auto":
+            config = attrs.evolve(config, dtype=resolve_dtype("auto", device))
         self.config = config
         self.forward_dtype = getattr(torch, config.dtype)
         # What this model was built from, recorded in its checkpoints.
@@ -166,7 +193,12 @@ def build_model(
     device: str | torch.device | None = None,
     registry: Registry | None = None,
 ) -> TRMModel:
-    """Build a freshly initialised model on ``device`` (None/"auto": CUDA if present)."""
+    """Build a freshly initialised model on ``device`` (None/"auto": CUDA if present).
+
+    A config ``dtype`` of "auto" becomes bfloat16 where ``device`` computes it
+    natively, else float32; ``model.config.dtype`` records the choice.
+    """
     if not isinstance(config, ModelConfig):
         config = structure(ModelConfig, config, where="model")
-    return TRMModel(config, registry).to(resolve_device(device))
+    device = resolve_device(device)
+    return TRMModel(config, registry, device).to(device)
