@@ -14,7 +14,8 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, ModelConfig
+from .config import ConfigError, ModelConfig, RunConfig
+from .data import DataError, Split, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
 from .layers import (
@@ -50,6 +51,7 @@ __all__ = [
     "CastedLinear",
     "CheckpointError",
     "ConfigError",
+    "DataError",
     "Encoder",
     "HaltingHead",
     "Mixer",
@@ -59,6 +61,8 @@ __all__ = [
     "ReasoningNet",
     "Registry",
     "Rotary",
+    "RunConfig",
+    "Split",
     "SwiGLU",
     "TRMModel",
     "Task",
@@ -73,9 +77,11 @@ __all__ = [
     "load_checkpoint",
     "load_reference_checkpoint",
     "read_checkpoint",
+    "read_split",
     "rms_norm",
     "rotary_tables",
     "save_checkpoint",
     "trunc_normal_",
     "use_registry",
+    "write_split",
 ]

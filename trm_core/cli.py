@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,175 @@ def convert_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-COMMANDS = {"plugins": plugins_main, "convert": convert_main}
+def _print_metrics(metrics: dict[str, float], indent: str = "  ") -> None:
+    for name, value in metrics.items():
+        print(f"{indent}{name:<32} {value:.4f}" if isinstance(value, float) else f"{indent}{name}")
+
+
+def run_main(argv: list[str] | None = None) -> int:
+    """``trm-run``: train a task's model, evaluate it, log to TensorBoard."""
+    parser = argparse.ArgumentParser(
+        prog="trm-run",
+        description="Train and evaluate a Tiny Recursive Model on a task.",
+    )
+    parser.add_argument("--task", help="the task plugin (see trm-plugins)")
+    parser.add_argument("--mixer", help="token mixer plugin: attention, mlp, ...")
+    parser.add_argument("--preset", help="the task's preset (default: cpu without CUDA)")
+    parser.add_argument("--config", help="a YAML file merged over the preset")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.lr=3e-4 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    parser.add_argument("--out", default="runs", help="parent folder of run folders (runs/)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop training after")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    args = parser.parse_args(argv)
+
+    try:
+        return _run(args)
+    except _user_errors() as error:
+        return _fail(str(error))
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's input, reported as one line rather than a traceback."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .registry import PluginError
+    from .trainer import TrainingError
+
+    return (CheckpointError, ConfigError, DataError, PluginError, TrainingError)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, unstructure
+    from .distributed import init_world
+    from .monitor import Progress, format_duration
+    from .registry import get_registry
+    from .run import new_run_dir, prepare, read_config, resolve, write_config
+    from .trainer import Trainer
+
+    registry = get_registry()
+    if args.resume:
+        if args.task or args.mixer or args.preset or args.config or args.set:
+            raise ConfigError(
+                "--resume continues a run as configured; it takes only "
+                "--max-steps, --time-budget and --device"
+            )
+        run_dir = Path(args.resume)
+        config = read_config(run_dir)
+        mapping = unstructure(config)
+        task = registry.get("task", config.task)()
+        chosen = f"resuming {run_dir}"
+    else:
+        if not args.task:
+            raise ConfigError(
+                "--task is required (or --resume RUN_DIR); tasks: "
+                + ", ".join(registry.names("task"))
+            )
+        mapping, task, chosen = resolve(
+            args.task, mixer=args.mixer, preset=args.preset, config_file=args.config,
+            overrides=args.set, registry=registry,
+        )  # fmt: skip
+    if args.device:
+        mapping["device"] = args.device
+    world = init_world(mapping.get("device", "auto"))
+    say = print if world.is_main else (lambda *a, **k: None)
+    model_line = mapping.get("model", {}).get("mixer", "?")
+    say(
+        f"trm-run: task {mapping['task']}, mixer {model_line}, {chosen}; device {world.device}"
+        + (f" x{world.size} processes" if world.distributed else "")
+    )
+    config, data_dir = prepare(mapping, task, world, log=say)
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
+        run_dir = new_run_dir(args.out, config) if world.is_main else None
+    progress = Progress(total=0) if world.is_main else None
+    trainer = Trainer(config, task, data_dir, world, run_dir, registry, progress)
+    if args.resume:
+        trainer.load(run_dir / "checkpoints" / "last.pt")
+        say(f"resumed at step {trainer.step} of {trainer.total_steps}")
+    elif world.is_main:
+        write_config(run_dir, trainer.config, trainer.model.plugin_table)
+    if progress is not None:
+        progress.total, progress.start = trainer.total_steps, trainer.step
+        if args.max_steps is not None:
+            progress.total = min(args.max_steps, trainer.total_steps)
+    model = trainer.model
+    say(
+        f"model: {model.num_parameters():,} parameters, dtype {model.config.dtype}; "
+        f"{trainer.total_steps} steps of {config.train.global_batch_size} examples; "
+        f"train {len(trainer.train_split)} x {config.data.augmentations + 1} variants, "
+        f"test {len(trainer.test_split)}"
+    )
+    started = time.monotonic()
+    budget = None if args.time_budget is None else args.time_budget * 60
+    final = trainer.fit(max_steps=args.max_steps, time_budget=budget)
+    if world.is_main:
+        print(
+            f"\ndone: step {trainer.step} of {trainer.total_steps} in "
+            f"{format_duration(time.monotonic() - started)}; final test metrics:"
+        )
+        _print_metrics(final)
+        print(f"run folder:  {run_dir}")
+        print(f"checkpoint:  {trainer.checkpoint_path}")
+        print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    return 0
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """``trm-eval``: evaluate a run's checkpoint (EMA weights) on its test split."""
+    parser = argparse.ArgumentParser(prog="trm-eval", description="Evaluate a saved run.")
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="the run folder")
+    parser.add_argument("--max-examples", type=int, help="evaluate only this many test examples")
+    parser.add_argument("--early-halting", action="store_true", help="halt on the halt logit")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    args = parser.parse_args(argv)
+
+    from .config import unstructure
+    from .distributed import init_world
+    from .registry import get_registry
+    from .run import prepare, read_config
+    from .trainer import Trainer
+
+    try:
+        run_dir = Path(args.run)
+        config = read_config(run_dir)
+        mapping = unstructure(config)
+        if args.device:
+            mapping["device"] = args.device
+        if args.max_examples is not None:
+            mapping["eval"]["max_examples"] = args.max_examples
+        if args.early_halting:
+            mapping["eval"]["early_halting"] = True
+        registry = get_registry()
+        task = registry.get("task", config.task)()
+        world = init_world(mapping["device"])
+        config, data_dir = prepare(mapping, task, world, log=lambda *a: None)
+        trainer = Trainer(config, task, data_dir, world, None, registry)
+        trainer.load(run_dir / "checkpoints" / "last.pt")
+        metrics = trainer.evaluate()
+    except _user_errors() as error:
+        return _fail(str(error))
+    if args.json:
+        print(json.dumps({"run": str(run_dir), "step": trainer.step, "metrics": metrics}))
+    else:
+        print(f"{run_dir} at step {trainer.step}:")
+        _print_metrics(metrics)
+    return 0
+
+
+COMMANDS = {
+    "plugins": plugins_main,
+    "convert": convert_main,
+    "run": run_main,
+    "eval": eval_main,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +320,14 @@ def plugins_command() -> None:
 
 def convert_command() -> None:
     run(convert_main)
+
+
+def run_command() -> None:
+    run(run_main)
+
+
+def eval_command() -> None:
+    run(eval_main)
 
 
 if __name__ == "__main__":

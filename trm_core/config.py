@@ -146,3 +146,145 @@ class ModelConfig:
     def total_len(self) -> int:
         """Model sequence length: seq_len + P."""
         return self.seq_len + self.prefix_len
+
+
+# -- run configuration ---------------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class DataConfig:
+    """Where examples come from: the task's data options and on-the-fly augmentation."""
+
+    options: dict[str, Any] = attrs.Factory(dict)  # handed to Task.build_dataset as they are
+    # Augmented variants of each training example per epoch (drawn on the fly from
+    # a deterministic seed, never stored); 0 trains on the originals only.
+    augmentations: int = attrs.field(default=0, validator=_non_negative)
+    # Where built data sets are cached; None: $TRM_DATA_DIR or ~/.cache/trm/data.
+    cache_dir: str | None = None
+
+
+@attrs.define(kw_only=True)
+class TrainConfig:
+    """Optimisation (TRM_SPEC section 5). Defaults are the paper's Sudoku recipe."""
+
+    global_batch_size: int = attrs.field(default=768, validator=_positive)  # over all ranks
+    # Length of training: steps, or epochs over the (augmented) training set.
+    steps: int | None = None
+    epochs: float | None = None
+    lr: float = attrs.field(default=1e-4, converter=float, validator=_non_negative)
+    lr_warmup_steps: int = attrs.field(default=2000, validator=_non_negative)
+    lr_min_ratio: float = attrs.field(default=1.0, converter=float, validator=_probability)
+    beta1: float = attrs.field(default=0.9, converter=float, validator=_probability)
+    beta2: float = attrs.field(default=0.95, converter=float, validator=_probability)
+    weight_decay: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    # Puzzle embeddings have their own sign-SGD optimiser.
+    puzzle_emb_lr: float = attrs.field(default=1e-4, converter=float, validator=_non_negative)
+    puzzle_emb_weight_decay: float = attrs.field(
+        default=1.0, converter=float, validator=_non_negative
+    )
+    ema: bool = True  # evaluate and save the EMA weights, as the paper does
+    ema_rate: float = attrs.field(default=0.999, converter=float, validator=_probability)
+    loss: str = attrs.field(default="stablemax", validator=_one_of(("stablemax", "softmax")))
+    halt_loss_weight: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
+    seed: int = 0
+    compile: bool = False  # torch.compile the model (slow start, faster steps on GPU)
+    log_interval: int = attrs.field(default=10, validator=_positive)  # steps between log lines
+
+
+@attrs.define(kw_only=True)
+class EvalConfig:
+    """Evaluation: every sample unrolled to halt_max_steps with the EMA weights."""
+
+    # How often: in steps, or in epochs of the training set (one of them; None: at the end).
+    interval_steps: int | None = None
+    interval_epochs: float | None = None
+    batch_size: int = attrs.field(default=256, validator=_positive)
+    max_examples: int | None = None  # evaluate a prefix of the test split (None: all of it)
+    # Halting at inference (not the paper's): stop a sample once its halt logit > 0
+    # and report accuracy against the supervision steps spent.
+    early_halting: bool = False
+    images: int = attrs.field(default=4, validator=_non_negative)  # puzzles drawn per eval
+
+
+@attrs.define(kw_only=True)
+class RunConfig:
+    """Everything a run needs; written to the run folder as config.yaml."""
+
+    task: str
+    preset: str = "custom"
+    device: str = "auto"  # "auto": CUDA when available, else CPU
+    model: ModelConfig
+    data: DataConfig = attrs.Factory(DataConfig)
+    train: TrainConfig = attrs.Factory(TrainConfig)
+    eval: EvalConfig = attrs.Factory(EvalConfig)
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def build_run_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
+    """A RunConfig from a nested mapping; unknown keys fail with the nearest names."""
+    data = dict(data)
+    data.pop("plugins", None)  # recorded in run folders for people; not configuration
+    sections = {
+        name: structure(cls, data.pop(name) or {}, where=f"{where}: {name}")
+        for name, cls in _SECTIONS.items()
+        if name in data
+    }
+    if "model" not in sections:
+        raise ConfigError(f"{where}: the model section is missing")
+    return structure(RunConfig, {**data, **sections}, where=where)
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, values replace)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply one ``dotted.key=value`` (value parsed as YAML) to a nested mapping.
+
+    The key must exist in the RunConfig schema (``data.options`` takes any
+    sub-key); a typo fails with the nearest valid names.
+    """
+    import yaml
+
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects dotted.key=value, got {assignment!r}")
+    parts = key.strip().split(".")
+    cls: Any = RunConfig
+    for depth, part in enumerate(parts):
+        if cls is None:  # inside a free-form mapping (data.options)
+            break
+        fields = {f.name: f for f in attrs.fields(cls)}
+        if part not in fields:
+            place = ".".join(parts[:depth]) or "the top level"
+            raise ConfigError(
+                f"--set {key}: no key {part!r} in {place}{suggest(part, fields)}; "
+                f"valid: {', '.join(sorted(fields))}"
+            )
+        nested = _SECTIONS.get(part) if cls is RunConfig else None
+        cls = nested if nested is not None else None
+        if (
+            depth < len(parts) - 1
+            and nested is None
+            and fields[part].type
+            not in (
+                "dict[str, Any]",
+                dict,
+            )
+        ):
+            raise ConfigError(f"--set {key}: {part!r} has no sub-keys")
+    value = yaml.safe_load(text)
+    target = data
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value
+    return data

@@ -208,15 +208,18 @@ class Task(ABC):
 
     @abstractmethod
     def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
-        """Write the original (un-augmented) puzzles of every split to ``out_dir``.
+        """Write the original (un-augmented) puzzles to ``out_dir``.
+
+        Writes the splits ``out_dir/"train"`` and ``out_dir/"test"`` with
+        :func:`trm_core.write_split` (which writes atomically).
 
         Args:
-            options: the task's data options from the resolved config.
-            out_dir: a folder the task owns; reuse what is already there when
-                it was built from the same options.
+            options: the task's data options (``data.options`` of the config).
+            out_dir: a folder the task owns, one per distinct ``options``:
+                reuse what is already there instead of building it again.
 
         Returns:
-            The folder holding the data set.
+            ``out_dir``.
         """
 
     @abstractmethod

@@ -1,0 +1,168 @@
+"""The trainer end to end on the tiny reverse task: learning, run folder, resume, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import trm_core
+from trm_core.cli import eval_main, run_main
+from trm_core.config import build_run_config
+
+from . import tiny_task
+
+
+@pytest.fixture
+def reverse(trm_registry, tmp_path, monkeypatch):
+    """The tiny task registered, its data cached under tmp_path; returns the runs folder."""
+    trm_registry.add_plugin(tiny_task, distribution="tests")
+    monkeypatch.setenv("TRM_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "runs"
+
+
+def _only_run(runs: Path) -> Path:
+    [run] = [p for p in runs.iterdir() if p.is_dir()]
+    return run
+
+
+def _events(run: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_trm_run_learns_and_writes_a_complete_run_folder(reverse, capsys):
+    code = run_main(["--task", "reverse", "--out", str(reverse), "--set", "train.steps=80"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.splitlines()[0].startswith("trm-run: task reverse, mixer mlp, preset cpu")
+    assert "final test metrics" in out and "tensorboard --logdir" in out
+    run = _only_run(reverse)
+
+    # The resolved config re-runs: it parses back to the same configuration.
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    assert {"kind": "task", "name": "reverse", "distribution": "tests", "version": ""} in written[
+        "plugins"
+    ]
+    config = build_run_config(written)
+    assert config.train.steps == 80 and config.model.dtype == "float32"
+
+    # It learned: the loss fell and test accuracy is well above chance (1/5 per digit).
+    events = _events(run)
+    losses = [e.value for e in events.Scalars("train/loss")]
+    assert losses[-1] < losses[0] - 0.2
+    history = json.loads((run / "metrics.json").read_text())
+    assert [h["step"] for h in history] == [20, 40, 60, 80]
+    assert history[-1]["metrics"]["token_accuracy"] > 0.4
+    assert history[-1]["metrics"]["token_accuracy"] > history[0]["metrics"]["token_accuracy"]
+
+    # TensorBoard holds the train scalars, eval metrics, images and hyper-parameters.
+    tags = set(events.Tags()["scalars"])
+    train_tags = ["loss", "lm_loss", "halt_loss", "token_accuracy", "exact_accuracy"]
+    train_tags += ["halt_accuracy", "mean_steps", "lr", "examples_per_second", "grad_norm"]
+    for name in train_tags:
+        assert f"train/{name}" in tags, name
+    assert {"eval/exact_accuracy", "eval/token_accuracy", "eval/valid_digits"} <= tags
+    assert set(events.Tags()["images"]) == {"eval/puzzle_0", "eval/puzzle_1"}
+    assert "hparams" in str(events.PluginTagToContent("hparams"))
+
+    checkpoint = trm_core.read_checkpoint(run / "checkpoints" / "last.pt")
+    assert checkpoint["step"] == 80 and checkpoint["kind"] == "run"
+
+    # trm-eval evaluates the saved run (EMA weights) and agrees with the last evaluation.
+    assert eval_main(["--run", str(run), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["step"] == 80
+    assert evaluated["metrics"]["token_accuracy"] == pytest.approx(
+        history[-1]["metrics"]["token_accuracy"]
+    )
+
+
+def _final_state(run: Path) -> dict:
+    return trm_core.read_checkpoint(run / "checkpoints" / "last.pt")
+
+
+def test_resume_continues_exactly(reverse, tmp_path, capsys):
+    common = ["--task", "reverse", "--set", "train.steps=24", "--set", "eval.interval_steps=6"]
+    assert run_main([*common, "--out", str(tmp_path / "straight")]) == 0
+    assert run_main([*common, "--out", str(tmp_path / "split"), "--max-steps", "12"]) == 0
+    split_run = _only_run(tmp_path / "split")
+    assert _final_state(split_run)["step"] == 12
+    assert run_main(["--resume", str(split_run)]) == 0
+    assert "resumed at step 12 of 24" in capsys.readouterr().out
+
+    straight, resumed = _final_state(_only_run(tmp_path / "straight")), _final_state(split_run)
+    assert resumed["step"] == straight["step"] == 24
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    for key, value in straight["ema"].items():
+        assert torch.equal(value, resumed["ema"][key]), key
+    assert [h["metrics"]["token_accuracy"] for h in straight["history"]] == [
+        h["metrics"]["token_accuracy"] for h in resumed["history"]
+    ]
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(reverse, tmp_path, capsys):
+    assert run_main(["--task", "reverse", "--out", str(reverse), "--set", "train.steps=2"]) == 0
+    run = _only_run(reverse)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["hidden_size"] = 48
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert run_main(["--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model" in err
+    assert "shape mismatch at encoder.embed_tokens.weight: checkpoint [6, 32], model [6, 48]" in err
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(reverse, monkeypatch, capsys):
+    import trm_core.trainer as trainer_module
+
+    real = trainer_module.act_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        loss, metrics = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 7 else loss), metrics
+
+    monkeypatch.setattr(trainer_module, "act_loss", poisoned)
+    args = ["--task", "reverse", "--out", str(reverse), "--set", "train.steps=10"]
+    assert run_main([*args, "--set", "eval.interval_steps=5"]) == 2
+    err = capsys.readouterr().err
+    run = _only_run(reverse)
+    assert "non-finite loss (nan) at step 7" in err
+    assert f"last good checkpoint is kept at {run / 'checkpoints' / 'last.pt'}" in err
+    assert _final_state(run)["step"] == 5  # the checkpoint of step 5 survives untouched
+    assert [h["step"] for h in json.loads((run / "metrics.json").read_text())] == [5]
+
+
+def test_config_errors_name_the_key_and_the_choices(reverse, tmp_path, capsys):
+    out = ["--out", str(reverse)]
+    assert run_main(["--task", "reverse", *out, "--set", "train.lrr=1"]) == 2
+    assert "no key 'lrr' in train (did you mean 'lr'?)" in capsys.readouterr().err
+    assert run_main(["--task", "reverse", *out, "--preset", "gpu"]) == 2
+    assert "no preset 'gpu'" in capsys.readouterr().err
+    assert run_main(["--task", "revers", *out]) == 2
+    assert "unknown task 'revers' (did you mean 'reverse'?)" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  hiden_size: 8\n")
+    assert run_main(["--task", "reverse", *out, "--config", str(bad)]) == 2
+    assert "unknown key" in capsys.readouterr().err and "hiden_size" in str(bad.read_text())
+    assert not reverse.exists() or not any(reverse.iterdir())  # no run folder left behind
+
+
+def test_by_mixer_section_and_early_halting_evaluation(reverse, capsys):
+    args = ["--task", "reverse", "--mixer", "attention", "--out", str(reverse)]
+    assert run_main([*args, "--set", "train.steps=4", "--set", "eval.early_halting=true"]) == 0
+    run = _only_run(reverse)
+    config = build_run_config(yaml.safe_load((run / "config.yaml").read_text()))
+    assert config.model.mixer == "attention" and config.model.positions == "rope"
+    [record] = json.loads((run / "metrics.json").read_text())
+    assert 1 <= record["metrics"]["early_halting/mean_steps"] <= 2
+    assert len(record["exact_accuracy_by_steps"]) == config.model.halt_max_steps

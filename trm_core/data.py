@@ -1,0 +1,248 @@
+"""The on-disk puzzle format and the sampler that feeds the trainer.
+
+A split is a folder holding ``inputs.npy`` [N, S], ``labels.npy`` [N, S]
+(integer tokens, the task's ignore label where nothing is scored),
+``puzzle_identifiers.npy`` [N] and ``metadata.json``. Arrays are memory-mapped.
+Augmentations are never stored: the sampler draws them on the fly from a
+deterministic (seed, example, augmentation index), so a run reproduces exactly
+and resumes from its position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from .interfaces import Task
+from .losses import IGNORE_LABEL
+
+ARRAYS = ("inputs", "labels", "puzzle_identifiers")
+
+
+class DataError(ValueError):
+    """A data set on disk that is missing, malformed or does not fit the task."""
+
+
+@attrs.frozen
+class Split:
+    """One split in memory (arrays may be memory-mapped)."""
+
+    path: Path
+    inputs: np.ndarray  # [N, S]
+    labels: np.ndarray  # [N, S]
+    puzzle_identifiers: np.ndarray  # [N]
+    metadata: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def write_split(
+    path: str | os.PathLike,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    puzzle_identifiers: np.ndarray | None = None,
+    **metadata: Any,
+) -> Path:
+    """Write a split folder atomically (built beside ``path``, then renamed into place)."""
+    path = Path(path)
+    inputs, labels = np.asarray(inputs), np.asarray(labels)
+    if inputs.ndim != 2 or inputs.shape != labels.shape:
+        raise DataError(
+            f"{path}: inputs {inputs.shape} and labels {labels.shape} must be equal [N, S]"
+        )
+    if puzzle_identifiers is None:
+        puzzle_identifiers = np.ones(len(inputs), dtype=np.int32)  # one shared id; 0 is blank
+    puzzle_identifiers = np.asarray(puzzle_identifiers)
+    if puzzle_identifiers.shape != (len(inputs),):
+        raise DataError(f"{path}: puzzle_identifiers must be [N] = [{len(inputs)}]")
+    meta = {
+        "num_examples": len(inputs),
+        "seq_len": int(inputs.shape[1]),
+        "num_puzzle_identifiers": int(puzzle_identifiers.max(initial=0)) + 1,
+        **metadata,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        np.save(staging / "inputs.npy", inputs.astype(np.int16 if inputs.max() > 255 else np.uint8))
+        np.save(staging / "labels.npy", labels.astype(np.int16 if labels.max() > 255 else np.uint8))
+        np.save(staging / "puzzle_identifiers.npy", puzzle_identifiers.astype(np.int32))
+        (staging / "metadata.json").write_text(json.dumps(meta, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
+    """Read (memory-map) a split folder, checking it against ``task`` if given."""
+    path = Path(path)
+    missing = [f"{name}.npy" for name in ARRAYS if not (path / f"{name}.npy").is_file()]
+    if not (path / "metadata.json").is_file():
+        missing.append("metadata.json")
+    if missing:
+        raise DataError(f"{path}: not a trm data split (missing {', '.join(missing)})")
+    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    metadata = json.loads((path / "metadata.json").read_text())
+    split = Split(path=path, metadata=metadata, **arrays)
+    if split.inputs.shape != split.labels.shape or split.inputs.ndim != 2:
+        raise DataError(f"{path}: inputs {split.inputs.shape} != labels {split.labels.shape}")
+    if task is not None:
+        if split.inputs.shape[1] != task.seq_len:
+            raise DataError(
+                f"{path}: sequences of {split.inputs.shape[1]} tokens, task expects {task.seq_len}"
+            )
+        top = int(max(split.inputs.max(initial=0), split.labels.max(initial=0)))
+        if top >= task.vocab_size:
+            raise DataError(
+                f"{path}: token {top} outside the task's vocabulary of {task.vocab_size}"
+            )
+    return split
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (SplitMix64 steps), stable across runs and machines."""
+    state = 0x9E3779B97F4A7C15
+    for part in parts:
+        state = (state ^ (int(part) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & (2**64 - 1)
+        state = (state ^ (state >> 31)) * 0x94D049BB133111EB & (2**64 - 1)
+    return state >> 1
+
+
+def to_batch(
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    puzzle_identifiers: np.ndarray,
+    ignore_label_id: int,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """Collate numpy rows into the model's batch: labels' ignore id -> IGNORE_LABEL."""
+    labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    labels[labels == ignore_label_id] = IGNORE_LABEL
+    return {
+        "inputs": torch.from_numpy(np.asarray(inputs, dtype=np.int64)).to(device),
+        "labels": labels.to(device),
+        "puzzle_identifiers": torch.from_numpy(np.asarray(puzzle_identifiers, dtype=np.int64)).to(
+            device
+        ),
+    }
+
+
+class TrainSampler:
+    """Endless, resumable, rank-sharded batches of (augmented) training examples.
+
+    An epoch visits every example once per augmentation index 0..augmentations
+    (0 = the original) in an order shuffled from (seed, epoch). Each global
+    batch of ``global_batch_size`` is cut into equal per-rank slices.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        task: Task,
+        global_batch_size: int,
+        augmentations: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if global_batch_size % world_size:
+            raise DataError(
+                f"train.global_batch_size ({global_batch_size}) must divide evenly over "
+                f"{world_size} processes"
+            )
+        self.split, self.task = split, task
+        self.global_batch_size, self.local_batch_size = (
+            global_batch_size,
+            global_batch_size // world_size,
+        )
+        self.augmentations, self.seed, self.rank = augmentations, seed, rank
+        self.epoch_size = len(split) * (augmentations + 1)
+        self.epoch, self.offset = 0, 0  # the position: resume restores these
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The shuffled visiting order of one epoch (computed once per epoch)."""
+        if self._cached is None or self._cached[0] != epoch:
+            rng = np.random.default_rng(mix_seed(self.seed, epoch))
+            self._cached = (epoch, rng.permutation(self.epoch_size))
+        return self._cached[1]
+
+    def _global_indices(self) -> np.ndarray:
+        """The next global batch of virtual indices, crossing epochs as needed."""
+        taken: list[np.ndarray] = []
+        need = self.global_batch_size
+        while need:
+            order = self._order(self.epoch)
+            chunk = order[self.offset : self.offset + need]
+            taken.append(chunk)
+            need -= len(chunk)
+            self.offset += len(chunk)
+            if self.offset >= self.epoch_size:
+                self.epoch, self.offset = self.epoch + 1, 0
+        return np.concatenate(taken)
+
+    def next_batch(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """This rank's slice of the next global batch, on ``device``."""
+        virtual = self._global_indices()
+        local = virtual[self.rank * self.local_batch_size : (self.rank + 1) * self.local_batch_size]
+        count = len(self.split)
+        examples, variants = local % count, local // count
+        inputs = np.array(self.split.inputs[examples])
+        labels = np.array(self.split.labels[examples])
+        for row, (example, variant) in enumerate(zip(examples, variants, strict=True)):
+            if variant:
+                inputs[row], labels[row] = self.task.augment(
+                    inputs[row], labels[row], mix_seed(self.seed, example, variant)
+                )
+        identifiers = self.split.puzzle_identifiers[examples]
+        return to_batch(inputs, labels, identifiers, self.task.ignore_label_id, device)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        while True:
+            yield self.next_batch(torch.device("cpu"))
+
+
+def eval_batches(
+    split: Split,
+    task: Task,
+    batch_size: int,
+    device: torch.device,
+    limit: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """(example indices, batch) over a prefix of ``split``, strided by rank; no augmentation."""
+    total = len(split) if limit is None else min(limit, len(split))
+    indices = np.arange(rank, total, world_size)
+    for start in range(0, len(indices), batch_size):
+        rows = indices[start : start + batch_size]
+        yield (
+            rows,
+            to_batch(
+                split.inputs[rows],
+                split.labels[rows],
+                split.puzzle_identifiers[rows],
+                task.ignore_label_id,
+                device,
+            ),
+        )

@@ -1,0 +1,96 @@
+"""Deep-supervision losses and metrics (TRM_SPEC section 3)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IGNORE_LABEL = -100  # labels not to be scored, after collation
+
+
+def log_stablemax(logits: Tensor) -> Tensor:
+    """log of stablemax over the last axis: s(x) = 1/(1-x) for x<0 else x+1, normalised."""
+    s = torch.where(logits < 0, 1 / (1 - logits), logits + 1)
+    return torch.log(s / s.sum(dim=-1, keepdim=True))
+
+
+def stablemax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per-position stablemax cross-entropy in float64; 0 where labels are ignored.
+
+    Args:
+        logits: [B, S, V]; labels: [B, S] with IGNORE_LABEL for unscored positions.
+
+    Returns:
+        [B, S] float64.
+    """
+    logprobs = log_stablemax(logits.double())
+    valid = labels != IGNORE_LABEL
+    picked = logprobs.gather(-1, torch.where(valid, labels, 0).long().unsqueeze(-1)).squeeze(-1)
+    return -torch.where(valid, picked, 0)
+
+
+def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per-position softmax cross-entropy in float32; 0 where labels are ignored. [B, S]."""
+    flat = F.cross_entropy(
+        logits.float().flatten(0, 1),
+        labels.long().flatten(),
+        ignore_index=IGNORE_LABEL,
+        reduction="none",
+    )
+    return flat.view(labels.shape)
+
+
+LOSSES = {"stablemax": stablemax_cross_entropy, "softmax": softmax_cross_entropy}
+
+
+def act_loss(
+    out: dict[str, Tensor],
+    labels: Tensor,
+    halted: Tensor,
+    steps: Tensor,
+    loss: str = "stablemax",
+    halt_loss_weight: float = 0.5,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The deep-supervision loss of one supervision step, summed over slots.
+
+    Args:
+        out: the model's outputs (``logits`` [B, S, V], ``halt_logits`` [B]).
+        labels: [B, S] of the slots' current examples (IGNORE_LABEL unscored).
+        halted: [B] slots that halted at this step (metrics count only these).
+        steps: [B] supervision steps taken by each slot's example.
+        loss: "stablemax" (the paper's) or "softmax".
+        halt_loss_weight: weight of the halting BCE (0.5 in the paper).
+
+    Returns:
+        ``(loss, metrics)``: the loss summed over slots (divide by the global
+        batch size before backward) and summed metric counters (divide by
+        ``metrics["count"]``), all detached.
+    """
+    logits, halt_logits = out["logits"], out["halt_logits"]
+    mask = labels != IGNORE_LABEL  # [B, S]
+    counts = mask.sum(-1)  # [B]
+    divisor = counts.clamp_min(1).unsqueeze(-1)  # [B, 1]
+
+    with torch.no_grad():
+        correct = mask & (logits.argmax(-1) == labels)  # [B, S]
+        seq_correct = correct.sum(-1) == counts  # [B]
+
+    lm_loss = (LOSSES[loss](logits, labels) / divisor).sum()
+    halt_loss = F.binary_cross_entropy_with_logits(
+        halt_logits, seq_correct.to(halt_logits.dtype), reduction="sum"
+    )
+    total = lm_loss + halt_loss_weight * halt_loss
+
+    with torch.no_grad():
+        valid = halted & (counts > 0)  # [B]
+        metrics = {
+            "count": valid.sum(),
+            "token_accuracy": torch.where(valid, correct.sum(-1) / divisor.squeeze(-1), 0).sum(),
+            "exact_accuracy": (valid & seq_correct).sum(),
+            "halt_accuracy": (valid & ((halt_logits >= 0) == seq_correct)).sum(),
+            "steps": torch.where(valid, steps, 0).sum(),
+            "lm_loss": lm_loss.detach(),
+            "halt_loss": halt_loss.detach(),
+        }
+    return total, metrics

@@ -1,0 +1,125 @@
+"""What a run shows: a progress bar (or plain lines), TensorBoard scalars, images, hparams."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+
+def format_duration(seconds: float) -> str:
+    """3725 -> '1h02m05s'; 65 -> '1m05s'; 5.2 -> '5s'."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Progress:
+    """A one-line progress bar with ETA on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None) -> None:
+        self.total, self.start = total, start
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.began = time.monotonic()
+        self._open_line = False
+
+    def eta(self, step: int) -> float:
+        done = step - self.start
+        if done <= 0:
+            return math.inf
+        return (time.monotonic() - self.began) / done * (self.total - step)
+
+    def update(self, step: int, values: Mapping[str, float]) -> None:
+        """Show ``step`` of ``total`` with a few values (loss, accuracy, ...)."""
+        shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+        percent = 100 * step / max(1, self.total)
+        eta = format_duration(self.eta(step))
+        if self.tty:
+            width = 24
+            filled = int(width * step / max(1, self.total))
+            bar = "#" * filled + "." * (width - filled)
+            line = f"\r[{bar}] {step}/{self.total} {percent:3.0f}% ETA {eta} | {shown}"
+            self.stream.write(line.ljust(100)[:160])
+            self._open_line = True
+        else:
+            self.stream.write(f"step {step}/{self.total} ({percent:.0f}%) {shown} ETA {eta}\n")
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        """A full line of text that does not garble the bar."""
+        if self._open_line:
+            self.stream.write("\n")
+            self._open_line = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class TensorBoard:
+    """A thin wrapper over torch's SummaryWriter writing into the run folder (rank 0 only)."""
+
+    def __init__(self, log_dir: Path | None) -> None:
+        self.writer = None
+        if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        for name, value in values.items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """``image``: [H, W, 3] uint8."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        if self.writer is not None:
+            self.writer.add_text(tag, text, step)
+
+    def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        """Record hyper-parameters (flattened config) against the eval metrics' tags."""
+        if self.writer is None:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        clean = {
+            key: value if isinstance(value, int | float | str | bool) else str(value)
+            for key, value in params.items()
+        }
+        for summary in hparams(clean, dict(metrics)):
+            self.writer.file_writer.add_summary(summary)
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

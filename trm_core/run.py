@@ -1,0 +1,158 @@
+"""What ``trm-run`` and ``trm-eval`` do: resolve the config, build data, make the run folder.
+
+Config layers, later wins: the task's preset, ``--config FILE``, ``--mixer``,
+then each ``--set dotted.key=value``. A preset may hold a ``by_mixer`` section
+({mixer name: overrides}) applied when that mixer is chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .config import (
+    ConfigError,
+    RunConfig,
+    apply_override,
+    build_run_config,
+    merge,
+    suggest,
+    unstructure,
+)
+from .data import read_split
+from .distributed import World
+from .interfaces import Task
+from .registry import Registry, get_registry
+
+
+def default_preset(presets: Mapping[str, Any], mixer: str | None, cuda: bool) -> tuple[str, str]:
+    """(preset name, why): ``cpu`` without CUDA, else the paper's preset for the mixer."""
+    if not cuda and "cpu" in presets:
+        return "cpu", "the default: no CUDA device"
+    for name in (f"paper-{mixer}" if mixer else None, "paper"):
+        if name in presets:
+            return name, "the default on a CUDA device"
+    first = next(iter(presets))
+    return first, "the task's first preset"
+
+
+def resolve(
+    task_name: str,
+    *,
+    mixer: str | None = None,
+    preset: str | None = None,
+    config_file: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    cuda: bool | None = None,
+    registry: Registry | None = None,
+) -> tuple[dict[str, Any], Task, str]:
+    """The merged config mapping (unvalidated), the task, and a line saying what was chosen."""
+    registry = registry or get_registry()
+    task: Task = registry.get("task", task_name)()
+    presets = task.presets()
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    why = "chosen with --preset"
+    if preset is None:
+        preset, why = default_preset(presets, mixer, cuda)
+    if preset not in presets:
+        raise ConfigError(
+            f"task {task_name!r} has no preset {preset!r}{suggest(preset, presets)}; "
+            f"presets: {', '.join(presets)}"
+        )
+    mapping = merge({}, presets[preset])
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: cannot read the config file ({error})") from error
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: a config file must be a mapping of sections")
+        mapping = merge(mapping, loaded)
+    by_mixer = mapping.pop("by_mixer", {}) or {}
+    if mixer is not None:
+        mapping = merge(mapping, {"model": {"mixer": mixer}})
+    chosen_mixer = mapping.get("model", {}).get("mixer")
+    if chosen_mixer in by_mixer:
+        mapping = merge(mapping, by_mixer[chosen_mixer])
+    for assignment in overrides:
+        mapping = apply_override(mapping, assignment)
+    mapping["task"], mapping["preset"] = task_name, preset
+    return mapping, task, f"preset {preset} ({why})"
+
+
+def data_dir_for(task_name: str, options: Mapping[str, Any], cache_dir: str | None) -> Path:
+    """A cache folder per (task, data options): the same options reuse the same data."""
+    base = Path(cache_dir or os.environ.get("TRM_DATA_DIR") or Path.home() / ".cache/trm/data")
+    key = hashlib.sha256(
+        json.dumps({"task": task_name, "options": options}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
+    return base.expanduser() / f"{task_name}-{key}"
+
+
+def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tuple[RunConfig, Path]:
+    """Build (or reuse) the task's data and complete the model's sizes from it."""
+    data = mapping.get("data", {}) or {}
+    target = data_dir_for(mapping["task"], data.get("options", {}), data.get("cache_dir"))
+    if world.is_main:
+        started = time.monotonic()
+        built = Path(task.build_dataset(dict(data.get("options", {})), target))
+        if built != target:
+            raise ConfigError(f"task {mapping['task']!r} built its data in {built}, not {target}")
+        log(f"data: {target} ({time.monotonic() - started:.1f}s)")
+    if world.distributed:
+        torch.distributed.barrier()  # the other ranks wait for rank 0's data
+    splits = [read_split(target / name, task) for name in ("train", "test")]
+    sizes = {
+        "vocab_size": task.vocab_size,
+        "seq_len": task.seq_len,
+        "num_puzzle_identifiers": max(s.metadata["num_puzzle_identifiers"] for s in splits),
+    }
+    model = mapping.setdefault("model", {})
+    for key, value in sizes.items():
+        if key in model and model[key] != value:
+            raise ConfigError(f"model.{key} is {model[key]} but the task's data needs {value}")
+        model[key] = value
+    return build_run_config(
+        mapping, where=f"task {mapping['task']} preset {mapping['preset']}"
+    ), target
+
+
+def new_run_dir(out: str | os.PathLike, config: RunConfig) -> Path:
+    """``out/<task>-<mixer>-<time>``, never an existing folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(out) / f"{config.task}-{config.model.mixer}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def write_config(run_dir: Path, config: RunConfig, plugins: list[dict[str, str]]) -> Path:
+    """The resolved config as YAML (re-runnable with --config), plugins recorded beside."""
+    body = unstructure(config)
+    body["plugins"] = [
+        {k: p[k] for k in ("kind", "name", "distribution", "version")} for p in plugins
+    ]
+    path = run_dir / "config.yaml"
+    header = "# Fully resolved trm run config; `trm-run --task T --config this-file` re-runs it.\n"
+    path.write_text(header + yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def read_config(run_dir: Path) -> RunConfig:
+    """The RunConfig of an existing run folder."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
+    return build_run_config(yaml.safe_load(path.read_text()), where=str(path))

@@ -1,0 +1,378 @@
+"""The deep-supervision trainer (TRM_SPEC sections 3 and 5), on CPU, a GPU or many.
+
+Reads top to bottom: setup (data, model, optimisers), one training step,
+evaluation, checkpoints and resume, then the loop that ties them together.
+Only rank 0 writes logs, TensorBoard events, metrics and checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, check_state, read_checkpoint, save_checkpoint
+from .config import RunConfig, unstructure
+from .data import Split, TrainSampler, read_split
+from .distributed import World, all_reduce_gradients, all_reduce_sum
+from .evaluate import evaluate
+from .interfaces import Task
+from .layers import PuzzleEmbedding
+from .losses import act_loss
+from .model import Carry, TRMModel
+from .monitor import Progress, TensorBoard, flatten
+from .optim import EMA, AdamAtan2, SignSGDRows, learning_rate
+from .registry import Registry
+
+#: The counters act_loss returns, in a fixed order (summed over ranks as one tensor).
+METRICS = (
+    "count", "token_accuracy", "exact_accuracy", "halt_accuracy", "steps", "lm_loss", "halt_loss",
+)  # fmt: skip
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, a checkpoint that does not fit)."""
+
+
+def steps_for(config: RunConfig, epoch_size: int) -> int:
+    """Total optimiser steps: ``train.steps``, or epochs x epoch size / global batch."""
+    train = config.train
+    if train.steps is not None:
+        return train.steps
+    if train.epochs is None:
+        raise TrainingError("set train.steps or train.epochs to say how long to train")
+    return max(1, math.ceil(train.epochs * epoch_size / train.global_batch_size))
+
+
+def eval_interval_for(config: RunConfig, epoch_size: int) -> int | None:
+    """Steps between evaluations (None: evaluate at the end only)."""
+    if config.eval.interval_steps is not None:
+        return config.eval.interval_steps
+    if config.eval.interval_epochs is not None:
+        steps = config.eval.interval_epochs * epoch_size / config.train.global_batch_size
+        return max(1, math.ceil(steps))
+    return None
+
+
+class Trainer:
+    """Owns the model, optimisers, EMA, sampler and carry of one run."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        task: Task,
+        data_dir: Path,
+        world: World,
+        run_dir: Path | None = None,
+        registry: Registry | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config, self.task, self.world, self.run_dir = config, task, world, run_dir
+        train = config.train
+
+        # -- data --------------------------------------------------------------
+        self.train_split: Split = read_split(data_dir / "train", task)
+        self.test_split: Split = read_split(data_dir / "test", task)
+        self.sampler = TrainSampler(
+            self.train_split, task, train.global_batch_size, config.data.augmentations,
+            seed=train.seed, rank=world.rank, world_size=world.size,
+        )  # fmt: skip
+        self.total_steps = steps_for(config, self.sampler.epoch_size)
+        self.eval_interval = eval_interval_for(config, self.sampler.epoch_size)
+
+        # -- model: the same seed on every rank gives every rank the same weights --
+        torch.manual_seed(train.seed)
+        self.model = TRMModel(config.model, registry, world.device).to(world.device)
+        self.config.model = self.model.config  # "auto" dtype resolved
+        self.forward_model = torch.compile(self.model) if train.compile else self.model
+
+        # -- optimisers: Adam-atan2 for weights, sign-SGD for puzzle-embedding rows --
+        self.optimizer = AdamAtan2(
+            self.model.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
+            weight_decay=train.weight_decay,
+        )  # fmt: skip
+        tables = [m for m in self.model.modules() if isinstance(m, PuzzleEmbedding)]
+        self.embedding_optimizers = [
+            SignSGDRows(table, lr=train.puzzle_emb_lr, weight_decay=train.puzzle_emb_weight_decay)
+            for table in tables
+        ]
+        self.ema = EMA(self.model, rate=train.ema_rate) if train.ema else None
+
+        self.step = 0
+        self.carry: Carry | None = None
+        self._totals: torch.Tensor | None = None  # metric sums since the last log line
+        self._steps_since = 0
+        self.history: list[dict[str, Any]] = []  # every evaluation's metrics
+        self.progress = progress
+        self.board = TensorBoard(run_dir if world.is_main else None)
+
+    # -- one training step ---------------------------------------------------------
+
+    def set_learning_rate(self) -> float:
+        """The schedule at the coming step (1-based, as the reference counts)."""
+        train = self.config.train
+        factor = learning_rate(
+            self.step + 1, base_lr=1.0, warmup_steps=train.lr_warmup_steps,
+            total_steps=self.total_steps, min_ratio=train.lr_min_ratio,
+        )  # fmt: skip
+        for group in self.optimizer.param_groups:
+            group["lr"] = train.lr * factor
+        for optimizer in self.embedding_optimizers:
+            optimizer.lr = train.puzzle_emb_lr * factor
+        return train.lr * factor
+
+    def train_step(self, measure: bool = False) -> dict[str, float] | None:
+        """One supervision step on the next batch, then one optimiser step.
+
+        Metric counters accumulate on the device; with ``measure`` they are
+        summed over ranks and over the steps since the last measurement, and
+        returned as averages (losses per example, accuracies per halted slot).
+        """
+        train, world = self.config.train, self.world
+        batch = self.sampler.next_batch(world.device)  # [B_local, S] each
+        if self.carry is None:
+            self.carry = self.model.initial_carry(batch)  # every slot starts halted
+        self.model.train()
+        self.carry, out = self.forward_model(self.carry, batch)
+        loss, metrics = act_loss(
+            out, self.carry.data["labels"], self.carry.halted, self.carry.steps,
+            loss=train.loss, halt_loss_weight=train.halt_loss_weight,
+        )  # fmt: skip
+        (loss / train.global_batch_size).backward()
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss ({loss.item()}) at step {self.step + 1}; stopping. "
+                + self._last_good_checkpoint()
+            )
+        all_reduce_gradients(self.model.parameters(), world)
+        lr = self.set_learning_rate()
+        grad_norm = self._grad_norm() if measure else None
+        self.optimizer.step()
+        for optimizer in self.embedding_optimizers:
+            optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        self._accumulate(metrics)
+        if not measure:
+            return None
+        return self._summarise(lr, grad_norm)
+
+    def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([metrics[name].double() for name in METRICS])
+        self._totals = values if self._totals is None else self._totals + values
+        self._steps_since += 1
+
+    def _grad_norm(self) -> float:
+        grads = [p.grad.float().norm() for p in self.model.parameters() if p.grad is not None]
+        return float(torch.stack(grads).norm()) if grads else 0.0
+
+    def _summarise(self, lr: float, grad_norm: float | None) -> dict[str, float]:
+        totals = all_reduce_sum(self._totals, self.world).tolist()
+        total = dict(zip(METRICS, totals, strict=True))
+        examples = self.config.train.global_batch_size * self._steps_since
+        self._totals, self._steps_since = None, 0
+        count = max(1.0, total.pop("count"))
+        summary = {
+            name: value / (examples if name.endswith("loss") else count)
+            for name, value in total.items()
+        }
+        summary["loss"] = (
+            summary["lm_loss"] + self.config.train.halt_loss_weight * summary["halt_loss"]
+        )
+        summary["mean_steps"] = summary.pop("steps")  # supervision steps of halted slots
+        summary["halted_examples"] = count
+        summary["lr"] = lr
+        if grad_norm is not None:
+            summary["grad_norm"] = grad_norm
+        return summary
+
+    # -- evaluation -------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate the test split with the EMA weights; rank 0 logs and records it."""
+        started = time.monotonic()
+        if self.ema is not None:
+            with self.ema.swapped(self.model):
+                result = evaluate(self.model, self.task, self.test_split, self.config, self.world)
+        else:
+            result = evaluate(self.model, self.task, self.test_split, self.config, self.world)
+        if not self.world.is_main:
+            return {}
+        metrics = result.metrics
+        metrics["seconds"] = time.monotonic() - started
+        self.board.scalars("eval", metrics, self.step)
+        for index, image in enumerate(result.images):
+            self.board.image(f"eval/puzzle_{index}", image, self.step)
+        record = {"step": self.step, "metrics": metrics}
+        if result.by_step:
+            record["exact_accuracy_by_steps"] = result.by_step
+        self.history.append(record)
+        if self.run_dir is not None:
+            text = json.dumps(self.history, indent=2)
+            atomic_write_text(self.run_dir / "metrics.json", text)
+        self.board.flush()
+        return metrics
+
+    # -- checkpoints and resume ---------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints" / "last.pt"
+
+    def _last_good_checkpoint(self) -> str:
+        path = self.checkpoint_path
+        if path is not None and path.exists():
+            return f"The last good checkpoint is kept at {path}."
+        return "No checkpoint was written yet."
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (besides the weights)."""
+        carries = self._gather_carries()
+        return {
+            "kind": "run",
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "run_config": unstructure(self.config),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "embedding_optimizers": [o.state_dict() for o in self.embedding_optimizers],
+            "sampler": self.sampler.state_dict(),
+            "carries": carries,
+            "history": self.history,
+            "rng": rng_state(),
+        }
+
+    def _gather_carries(self) -> list[dict[str, Any]] | None:
+        if self.carry is None:
+            return None
+        carry = self.carry
+        local = {
+            "y": carry.y.cpu(), "z": carry.z.cpu(), "steps": carry.steps.cpu(),
+            "halted": carry.halted.cpu(), "data": {k: v.cpu() for k, v in carry.data.items()},
+        }  # fmt: skip
+        if not self.world.distributed:
+            return [local]
+        gathered: list[Any] = [None] * self.world.size
+        torch.distributed.all_gather_object(gathered, local)
+        return gathered
+
+    def save(self) -> Path | None:
+        """Write the full training state atomically (rank 0; every rank must call it)."""
+        state = self.state()  # collective: every rank takes part in gathering carries
+        if not self.world.is_main or self.checkpoint_path is None:
+            return None
+        return save_checkpoint(self.checkpoint_path, self.model, **state)
+
+    def load(self, path: Path) -> None:
+        """Restore the full training state from a run checkpoint."""
+        payload = read_checkpoint(path)
+        if payload.get("kind") != "run":
+            raise CheckpointError(f"{path}: a model checkpoint, not a run checkpoint")
+        expected = {key: value.shape for key, value in self.model.state_dict().items()}
+        check_state(expected, payload["model"], f"checkpoint {path}")
+        self.model.load_state_dict(payload["model"])
+        if self.ema is not None and payload["ema"] is not None:
+            self.ema.load_state_dict(payload["ema"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        for optimizer, state in zip(
+            self.embedding_optimizers, payload["embedding_optimizers"], strict=True
+        ):
+            optimizer.load_state_dict(state)
+        self.sampler.load_state_dict(payload["sampler"])
+        self.step = payload["step"]
+        self.history = payload.get("history", [])
+        carries = payload["carries"]
+        if carries is not None:
+            if len(carries) != self.world.size:
+                raise CheckpointError(
+                    f"{path} was written by {len(carries)} processes; resume it with as many "
+                    f"(this run has {self.world.size})"
+                )
+            mine, device = carries[self.world.rank], self.world.device
+            self.carry = Carry(
+                y=mine["y"].to(device), z=mine["z"].to(device), steps=mine["steps"].to(device),
+                halted=mine["halted"].to(device),
+                data={k: v.to(device) for k, v in mine["data"].items()},
+            )  # fmt: skip
+        set_rng_state(payload["rng"])
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
+        """Train to ``total_steps`` (or ``max_steps``, or the time budget in seconds),
+        evaluating every ``eval_interval`` steps and at the end; returns the last eval."""
+        stop_at = self.total_steps if max_steps is None else min(max_steps, self.total_steps)
+        started = time.monotonic()
+        if self.world.is_main and self.step == 0:
+            params = flatten(unstructure(self.config))
+            self.board.hparams(params, {"eval/exact_accuracy": 0.0, "eval/token_accuracy": 0.0})
+        log_every = self.config.train.log_interval
+        seen, seen_step = time.monotonic(), self.step
+        final: dict = {}
+        while self.step < stop_at:
+            measure = (self.step + 1) % log_every == 0 or self.step + 1 == stop_at
+            summary = self.train_step(measure=measure)
+            if summary is not None and self.world.is_main:
+                now = time.monotonic()
+                done, seen_step = self.step - seen_step, self.step
+                summary["examples_per_second"] = (
+                    done * self.config.train.global_batch_size / max(1e-9, now - seen)
+                )
+                seen = now
+                self.board.scalars("train", summary, self.step)
+                if self.progress is not None:
+                    shown = {k: summary[k] for k in ("loss", "exact_accuracy", "token_accuracy")}
+                    self.progress.update(self.step, shown)
+            out_of_time = time_budget is not None and time.monotonic() - started > time_budget
+            if out_of_time and self.progress is not None and self.world.is_main:
+                self.progress.message(f"time budget reached at step {self.step}")
+            last = self.step >= stop_at or out_of_time
+            if last or (self.eval_interval and self.step % self.eval_interval == 0):
+                final = self.evaluate()
+                self.save()
+                if self.progress is not None and self.world.is_main:
+                    shown = ", ".join(
+                        f"{k} {v:.4f}" for k, v in final.items() if k.endswith("accuracy")
+                    )
+                    self.progress.message(f"eval at step {self.step}: {shown}")
+            if last:
+                break
+        self.board.flush()
+        return final
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file atomically: a temporary beside it, then a rename."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random generator's state, in types a weights-only load accepts."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` captured."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
