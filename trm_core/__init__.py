@@ -15,7 +15,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, ModelConfig, RunConfig
-from .data import DataError, Split, read_split, write_split
+from .data import DataError, Split, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
 from .layers import (
@@ -76,6 +76,7 @@ __all__ = [
     "hookspec",
     "load_checkpoint",
     "load_reference_checkpoint",
+    "mix_seed",
     "read_checkpoint",
     "read_split",
     "rms_norm",

@@ -331,7 +331,9 @@ class Trainer:
                 if self.progress is not None:
                     shown = {k: summary[k] for k in ("loss", "exact_accuracy", "token_accuracy")}
                     self.progress.update(self.step, shown)
-            out_of_time = time_budget is not None and time.monotonic() - started > time_budget
+            out_of_time = time_budget is not None and self._agree(
+                time.monotonic() - started > time_budget
+            )
             if out_of_time and self.progress is not None and self.world.is_main:
                 self.progress.message(f"time budget reached at step {self.step}")
             last = self.step >= stop_at or out_of_time
@@ -347,6 +349,13 @@ class Trainer:
                 break
         self.board.flush()
         return final
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every rank when any rank says so (ranks must stop at the same step)."""
+        if not self.world.distributed:
+            return flag
+        value = torch.tensor([float(flag)], device=self.world.device)
+        return bool(all_reduce_sum(value, self.world).item() > 0)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
