@@ -74,8 +74,8 @@ def write_split(
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        np.save(staging / "inputs.npy", inputs.astype(np.int16 if inputs.max() > 255 else np.uint8))
-        np.save(staging / "labels.npy", labels.astype(np.int16 if labels.max() > 255 else np.uint8))
+        np.save(staging / "inputs.npy", inputs.astype(_token_dtype(inputs)))
+        np.save(staging / "labels.npy", labels.astype(_token_dtype(labels)))
         np.save(staging / "puzzle_identifiers.npy", puzzle_identifiers.astype(np.int32))
         (staging / "metadata.json").write_text(json.dumps(meta, indent=2))
         if path.exists():
@@ -85,6 +85,16 @@ def write_split(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _token_dtype(tokens: np.ndarray) -> type:
+    """The smallest integer type holding every token (uint8 for most tasks)."""
+    low, high = int(tokens.min(initial=0)), int(tokens.max(initial=0))
+    for dtype in (np.uint8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return dtype
+    return np.int64
 
 
 def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
@@ -164,6 +174,8 @@ class TrainSampler:
                 f"train.global_batch_size ({global_batch_size}) must divide evenly over "
                 f"{world_size} processes"
             )
+        if len(split) == 0:
+            raise DataError(f"{split.path}: no training examples")
         self.split, self.task = split, task
         self.global_batch_size, self.local_batch_size = (
             global_batch_size,

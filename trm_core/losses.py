@@ -11,7 +11,8 @@ IGNORE_LABEL = -100  # labels not to be scored, after collation
 
 def log_stablemax(logits: Tensor) -> Tensor:
     """log of stablemax over the last axis: s(x) = 1/(1-x) for x<0 else x+1, normalised."""
-    s = torch.where(logits < 0, 1 / (1 - logits), logits + 1)
+    # clamp: the branch not taken must stay finite too, or its inf poisons the gradient
+    s = torch.where(logits < 0, 1 / (1 - logits.clamp(max=0)), logits + 1)
     return torch.log(s / s.sum(dim=-1, keepdim=True))
 
 

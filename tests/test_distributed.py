@@ -1,0 +1,214 @@
+"""Data-parallel training: 2 CPU processes (gloo) step exactly as 1 process does.
+
+The parent builds the tiny task's data and trains one process on the global batch;
+two spawned workers, set up as torchrun would (WORLD_SIZE, RANK, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT), train the same config with each rank taking half of every
+global batch. Weights, puzzle embeddings, EMA shadows and carries must agree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import trm_core
+from trm_core.config import build_run_config, merge
+from trm_core.distributed import World, init_world
+from trm_core.trainer import Trainer
+
+from . import tiny_task
+
+STEPS = 3  # step 1 starts every slot, step 2 continues the carries, step 3 restarts them
+IDENTIFIERS = 5  # puzzle identifiers 1..5 spread over the training examples
+EMBEDDING = "encoder.puzzle_embedding.weights"
+TIMEOUT = 60  # seconds: a broken collective fails the test instead of hanging it
+
+
+def _config():
+    mapping = merge({}, tiny_task.PRESET)
+    mapping.pop("by_mixer")
+    mapping["task"], mapping["preset"] = "reverse", "cpu"
+    mapping["model"].update(
+        vocab_size=tiny_task.ReverseTask().vocab_size,
+        seq_len=tiny_task.LENGTH,
+        num_puzzle_identifiers=IDENTIFIERS + 1,
+    )
+    mapping["train"].update(weight_decay=0.1, puzzle_emb_weight_decay=0.1, lr_warmup_steps=1)
+    config = build_run_config(mapping)
+    assert config.model.puzzle_emb_len > 0 and config.model.puzzle_emb_dim > 0
+    assert config.train.global_batch_size % 2 == 0
+    return config
+
+
+def _build_data(root: Path) -> Path:
+    """The tiny task's data, with several puzzle identifiers so that rows of the
+    puzzle-embedding table are shared within and across ranks."""
+    task = tiny_task.ReverseTask()
+    data_dir = Path(task.build_dataset(dict(tiny_task.PRESET["data"]["options"]), root / "data"))
+    for name in ("train", "test"):
+        split = trm_core.read_split(data_dir / name, task)
+        identifiers = 1 + np.arange(len(split)) % IDENTIFIERS
+        inputs, labels = np.array(split.inputs), np.array(split.labels)
+        trm_core.write_split(data_dir / name, inputs, labels, identifiers, task="reverse")
+    return data_dir
+
+
+def _registry() -> trm_core.Registry:
+    registry = trm_core.Registry(select={"trm-core"})
+    registry.add_plugin(tiny_task, distribution="tests")
+    return registry
+
+
+def _snapshot(trainer: Trainer) -> dict:
+    return {
+        "model": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
+        "ema": {k: v.clone() for k, v in trainer.ema.state_dict().items()},
+        "carries": trainer.state()["carries"],  # collective under 2 processes
+        "sampler": trainer.sampler.state_dict(),
+    }
+
+
+def _worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
+    """One of two ranks, started as torchrun would start it."""
+    os.environ.update(
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    # init_world takes no timeout: give its process group one so a failure cannot hang.
+    dist.init_process_group = functools.partial(
+        dist.init_process_group, timeout=datetime.timedelta(seconds=TIMEOUT)
+    )
+    out = Path(out_dir)
+    world = init_world("cpu")
+    try:
+        assert (world.rank, world.size, world.device) == (rank, 2, torch.device("cpu"))
+        registry = _registry()
+        task = registry.get("task", "reverse")()
+        run_dir = out / "run" if world.is_main else None  # as trm-run does
+        trainer = Trainer(_config(), task, Path(data_dir), world, run_dir, registry)
+        assert trainer.sampler.local_batch_size == trainer.config.train.global_batch_size // 2
+        summaries = [trainer.train_step(measure=True) for _ in range(STEPS)]
+        written = trainer.save()  # collective: both ranks gather the carries
+        torch.save(
+            {"written": written, "summaries": summaries, **_snapshot(trainer)},
+            out / f"rank{rank}.pt",
+        )
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _spawn_two(data_dir: Path, out_dir: Path) -> None:
+    context = mp.start_processes(
+        _worker, args=(_free_port(), str(data_dir), str(out_dir)), nprocs=2, join=False,
+        start_method="spawn",
+    )  # fmt: skip
+    deadline = time.monotonic() + 2 * TIMEOUT
+    try:
+        while not context.join(timeout=1):  # raises if a worker failed, with its traceback
+            if time.monotonic() > deadline:
+                pytest.fail(f"the two workers did not finish within {2 * TIMEOUT} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+
+
+def _assert_close(actual: dict, expected: dict, what: str) -> None:
+    assert actual.keys() == expected.keys(), what
+    for key, value in expected.items():
+        torch.testing.assert_close(
+            actual[key], value, rtol=1e-5, atol=1e-5, msg=lambda m, k=key: f"{what} {k}: {m}"
+        )
+
+
+def test_two_processes_step_like_one_on_the_same_global_batch(tmp_path, trm_registry):
+    data_dir = _build_data(tmp_path)
+
+    # One process on the whole global batch.
+    trm_registry.add_plugin(tiny_task, distribution="tests")
+    config = _config()
+    single = Trainer(config, tiny_task.ReverseTask(), data_dir, World())
+    initial_embedding = single.model.state_dict()[EMBEDDING].clone()
+    summaries = [single.train_step(measure=True) for _ in range(STEPS)]
+    expected = _snapshot(single)
+    assert single.step == STEPS and single.run_dir is None
+    # The steps did something the comparison can see: the embedding rows of every
+    # identifier and the weights moved.
+    moved = (expected["model"][EMBEDDING] - initial_embedding).abs().sum(-1)
+    assert torch.all(moved[1:] > 0) and moved[0] == 0  # blank row 0 is never used
+
+    # Two processes, each on half of every global batch.
+    out = tmp_path / "ranks"
+    out.mkdir()
+    _spawn_two(data_dir, out)
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+
+    # Both ranks hold identical weights, embeddings and EMA shadows...
+    for key, value in ranks[0]["model"].items():
+        assert torch.equal(value, ranks[1]["model"][key]), key
+    for key, value in ranks[0]["ema"].items():
+        assert torch.equal(value, ranks[1]["ema"][key]), key
+    # ...which match the single process within 1e-5.
+    for rank in ranks:
+        _assert_close(rank["model"], expected["model"], "model")
+        _assert_close(rank["ema"], expected["ema"], "ema")
+        assert rank["sampler"] == expected["sampler"]
+        # Metrics summed over ranks, the gradient norm after the all-reduce, the lr.
+        for got, want in zip(rank["summaries"], summaries, strict=True):
+            assert got.keys() == want.keys()
+            for name, value in want.items():
+                assert got[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+
+    # The carries of the two ranks are the halves of the single process's carry. y and z
+    # are activations (|y| ~ 3) after the 3rd step's recursion through weights that
+    # differ by float noise (~1e-6): they agree to ~4e-5, so 1e-4 here.
+    [whole] = expected["carries"]
+    halves = ranks[0]["carries"]
+    assert len(halves) == 2
+    for key in ("y", "z"):
+        torch.testing.assert_close(
+            torch.cat([h[key] for h in halves]), whole[key], rtol=1e-4, atol=1e-4
+        )
+    for key in ("steps", "halted"):
+        assert torch.equal(torch.cat([h[key] for h in halves]), whole[key]), key
+    for key, value in whole["data"].items():
+        assert torch.equal(torch.cat([h["data"][key] for h in halves]), value), key
+
+    # Only rank 0 wrote a run folder, holding one checkpoint with both ranks' carries.
+    assert ranks[1]["written"] is None
+    checkpoint_path = out / "run" / "checkpoints" / "last.pt"
+    assert ranks[0]["written"] == checkpoint_path
+    assert sorted(p.relative_to(out) for p in out.rglob("*.pt")) == [
+        Path("rank0.pt"),
+        Path("rank1.pt"),
+        Path("run/checkpoints/last.pt"),
+    ]
+    assert [p.name for p in out.iterdir() if p.is_dir()] == ["run"]
+    checkpoint = trm_core.read_checkpoint(checkpoint_path)
+    assert checkpoint["step"] == STEPS and len(checkpoint["carries"]) == 2
+    for saved, gathered in zip(checkpoint["carries"], halves, strict=True):
+        assert torch.equal(saved["y"], gathered["y"])
+        assert torch.equal(saved["data"]["labels"], gathered["data"]["labels"])
+    for key, value in checkpoint["model"].items():
+        assert torch.equal(value, ranks[0]["model"][key]), key
