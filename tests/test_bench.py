@@ -1,0 +1,117 @@
+"""trm-bench: a short run's JSON, the analytic FLOP count checked by hand, usage errors.
+
+No timing assertions: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from trm_core.bench import PRESETS, format_result, main, preset_config, step_flops
+
+# tiny-sudoku-mlp by hand: D = 128, L = 81 + 16 = 97, V = 11, 2 blocks, T = 3, n = 6.
+# SwiGLU widths: round(4 * 97 * 2/3) = 259 -> 512; round(4 * 128 * 2/3) = 341 -> 512.
+D, L, V, I_L, I_D, BLOCKS, T, N = 128, 97, 11, 512, 512, 2, 3, 6
+
+
+def tiny_mlp_flops(b: int) -> dict[str, int]:
+    mixer = 2 * (b * D) * L * (2 * I_L) + 2 * (b * D) * I_L * L  # gate/up + down, over L
+    channel = 2 * (b * L) * D * (2 * I_D) + 2 * (b * L) * I_D * D  # gate/up + down, over D
+    net = BLOCKS * (mixer + channel)
+    heads = 2 * (b * L) * D * V + 2 * b * D * 2  # LM head on all L positions + halting head
+    forward = T * (N + 1) * net + heads
+    backward = 2 * ((N + 1) * net + heads)
+    return {"net": net, "heads": heads, "forward": forward, "total": forward + backward}
+
+
+def test_flops_of_the_tiny_presets_match_a_hand_count():
+    hand = tiny_mlp_flops(2)
+    assert hand["total"] == 10_681_388_544  # written out once, so the formula cannot drift
+    flops = step_flops(preset_config("tiny-sudoku-mlp"), batch=2)
+    assert flops["net_call"] == hand["net"]
+    assert flops["heads"] == hand["heads"]
+    assert flops["forward"] == hand["forward"]
+    assert flops["total"] == hand["total"]
+    assert step_flops(preset_config("tiny-sudoku-mlp"), batch=64)["total"] == 32 * hand["total"]
+
+    # Attention: qkv 3D^2 + out D^2 per position, QK^T and AV L*D each (H heads x head_dim).
+    b, heads = 2, 4
+    head_dim = D // heads
+    attention = (
+        2 * b * L * D * 3 * D
+        + 2 * b * heads * L * L * head_dim
+        + 2 * b * heads * L * L * head_dim
+        + 2 * b * L * D * D
+    )
+    att = step_flops(preset_config("tiny-sudoku-att"), batch=b)
+    assert att["mixer"] == attention
+    channel = 2 * (b * L) * D * (2 * I_D) + 2 * (b * L) * I_D * D
+    assert att["net_call"] == BLOCKS * (attention + channel)
+
+
+def test_paper_presets_have_the_spec_parameter_counts():
+    # TRM_SPEC section 2's counts pin the preset architectures (and thus their FLOPs).
+    import trm_core
+
+    expected = {"paper-sudoku-mlp": 5_028_866, "paper-sudoku-att": 6_828_034}
+    for name, count in expected.items():
+        model = trm_core.build_model(preset_config(name, "float32"), device="cpu")
+        assert model.num_parameters() == count, name
+
+
+def test_short_run_prints_one_json_object(capsys):
+    argv = ["--preset", "tiny-sudoku-mlp", "--batch", "2", "--steps", "2", "--warmup", "1"]
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert "step 2/2" in captured.err  # progress goes to stderr
+
+    assert result["preset"] == "tiny-sudoku-mlp"
+    assert (result["batch"], result["steps"], result["warmup"]) == (2, 2, 1)
+    assert result["dtype"] in ("float32", "bfloat16")
+    config = result["config"]
+    assert config["dtype"] == result["dtype"]  # "auto" resolved
+    expected = {
+        "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11, "cycles": 3,
+        "think_steps": 6, "mixer": "mlp", "positions": "none", "puzzle_emb_len": 16,
+        "puzzle_emb_dim": 128, "halt_max_steps": 16, "num_layers": 2, "expansion": 4.0,
+    }  # fmt: skip
+    assert {key: config[key] for key in expected} == expected
+
+    assert len(result["step_ms"]) == 2
+    median = result["median_ms"]
+    assert 0 < result["min_ms"] <= median <= result["max_ms"]
+    assert result["examples_per_s"] == pytest.approx(2 / (median / 1e3))
+    assert result["flops_per_step"] == tiny_mlp_flops(2)["total"]
+    assert result["flops"]["total"] == result["flops_per_step"]
+    achieved = result["flops_per_step"] / (median / 1e3) / 1e9
+    assert result["achieved_gflops"] == pytest.approx(achieved)
+    assert result["peak_gflops"] > 0 and result["peak_matmul_size"] >= 256
+    # The peak is the better of the loops before and after the timed steps.
+    assert result["peak_gflops"] == max(result["peak_start_gflops"], result["peak_end_gflops"])
+    assert result["peak_mean_gflops"] <= result["peak_gflops"]
+    assert result["peak_fraction"] == pytest.approx(achieved / result["peak_gflops"])
+    assert result["parameters"] > 0 and result["threads"] >= 1
+    assert all(math.isfinite(t) for t in result["step_ms"])
+
+    text = format_result(result)
+    assert "median" in text and "examples/s" in text and "GFLOP/s" in text
+
+
+def test_unknown_preset_lists_the_choices(capsys):
+    assert main(["--preset", "tiny-sudoku"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'tiny-sudoku'" in err
+    for name in PRESETS:
+        assert name in err
+    assert main([]) == 2
+    assert "paper-arc-att" in capsys.readouterr().err
+
+
+def test_bad_counts_are_usage_errors(capsys):
+    assert main(["--preset", "tiny-sudoku-mlp", "--steps", "0"]) == 2
+    assert main(["--preset", "tiny-sudoku-mlp", "--warmup", "-1"]) == 2
+    assert "--warmup" in capsys.readouterr().err

@@ -1,0 +1,503 @@
+"""``trm-bench``: time full training steps of a paper-sized (or tiny) TRM on random data.
+
+One timed step is the work of :meth:`trm_core.trainer.Trainer.train_step` without the
+data loader, the learning-rate schedule and EMA: one supervision step forward (with a
+persistent carry, as in training), :func:`~trm_core.losses.act_loss`, backward,
+:class:`~trm_core.optim.AdamAtan2` and :class:`~trm_core.optim.SignSGDRows` steps and
+``zero_grad``. Inputs and labels are uniform random tokens (every position scored).
+
+Model FLOPs per step are counted analytically from the config (:func:`step_flops`);
+the achieved rate is compared with this machine's matmul peak in the same dtype,
+measured with a short square matmul loop (:func:`measure_matmul_peak`) at startup and
+again after the timed steps; the better of the two is the peak (on a shared or
+virtualised machine one short loop can catch a slow moment).
+
+Usage::
+
+    trm-bench --preset paper-sudoku-mlp [--batch 16] [--steps 10] [--warmup 2]
+              [--dtype auto|float32|bfloat16] [--device auto|cpu|cuda] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, structure, suggest, unstructure
+from .layers import PuzzleEmbedding, swiglu_width
+from .losses import act_loss
+from .model import build_model, resolve_device
+from .optim import AdamAtan2, SignSGDRows
+
+# Every preset: 2 blocks, expansion 4, a 16-token puzzle prefix of width D, 16 supervision
+# steps at most; the rest differs (TRM_SPEC sections 2 and 5).
+COMMON: dict[str, Any] = {
+    "num_layers": 2,
+    "expansion": 4.0,
+    "puzzle_emb_len": 16,
+    "halt_max_steps": 16,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny-sudoku-mlp": {
+        "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11,
+        "cycles": 3, "think_steps": 6, "mixer": "mlp", "positions": "none",
+    },
+    "tiny-sudoku-att": {
+        "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11,
+        "cycles": 3, "think_steps": 6, "mixer": "attention", "positions": "rope",
+    },
+    "paper-sudoku-mlp": {
+        "hidden_size": 512, "num_heads": 8, "seq_len": 81, "vocab_size": 11,
+        "cycles": 3, "think_steps": 6, "mixer": "mlp", "positions": "none",
+    },
+    "paper-sudoku-att": {
+        "hidden_size": 512, "num_heads": 8, "seq_len": 81, "vocab_size": 11,
+        "cycles": 3, "think_steps": 6, "mixer": "attention", "positions": "rope",
+    },
+    "paper-maze-att": {
+        "hidden_size": 512, "num_heads": 8, "seq_len": 900, "vocab_size": 6,
+        "cycles": 3, "think_steps": 4, "mixer": "attention", "positions": "rope",
+    },
+    "paper-arc-att": {
+        "hidden_size": 512, "num_heads": 8, "seq_len": 900, "vocab_size": 12,
+        "cycles": 3, "think_steps": 4, "mixer": "attention", "positions": "rope",
+        # ARC gives every augmented puzzle its own identifier; the real table (~10^6 rows)
+        # would not change the step's work, only its memory: a small one stands in.
+        "num_puzzle_identifiers": 1024,
+    },
+}  # fmt: skip
+
+DEFAULT_BATCH = {"tiny": 64, "paper": 16}
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def preset_config(name: str, dtype: str = "auto") -> dict[str, Any]:
+    """The model config mapping of preset ``name`` (``KeyError`` when unknown)."""
+    preset = PRESETS[name]
+    config = {**COMMON, "num_puzzle_identifiers": 1, **preset, "dtype": dtype}
+    config["puzzle_emb_dim"] = config["hidden_size"]
+    return config
+
+
+def default_batch(name: str) -> int:
+    return DEFAULT_BATCH["tiny" if name.startswith("tiny") else "paper"]
+
+
+# -- FLOPs -------------------------------------------------------------------------------
+
+
+def step_flops(config: ModelConfig | Mapping[str, Any], batch: int) -> dict[str, int]:
+    """Model FLOPs of one training step, counted from the config (2 FLOPs per multiply-add).
+
+    Notation: B batch, D hidden, H heads, e expansion, V vocab, K blocks (num_layers),
+    T cycles, n think steps, L = seq_len + P model positions (P = puzzle_emb_len when
+    puzzle_emb_dim > 0, else 0), and ``I(w) = swiglu_width(w, e)`` =
+    ceil_256(round(e * w * 2/3)) the hidden width of a SwiGLU over ``w`` features.
+
+    Matmuls of one block, forward:
+
+    - attention mixer: qkv ``2BL·D·3D`` + scores QKᵀ ``2B·H·L·L·(D/H) = 2BL²D`` +
+      attention-weighted V ``2BL²D`` + output projection ``2BL·D·D``,
+      i.e. ``2BL(4D² + 2LD)``;
+    - mlp mixer (a SwiGLU over the sequence axis, B·D rows of width L):
+      gate/up ``2BD·L·2I(L)`` + down ``2BD·I(L)·L``, i.e. ``6BDL·I(L)``;
+    - channel SwiGLU (B·L rows of width D): ``6BLD·I(D)``.
+
+    One reasoning-net call ``net = K · (mixer + channel)``. The heads run once per step:
+    ``heads = 2BLDV`` (the LM head reads all L positions, the prefix is dropped after)
+    ``+ 2BD·2`` (halting head on position 0).
+
+    - forward  = ``T(n+1) · net + heads`` (every think and act call of all T cycles);
+    - backward = ``2 · ((n+1) · net + heads)`` (only the last cycle's n+1 calls and the
+      heads carry gradient; a backward matmul costs twice its forward: input and weight
+      gradients);
+    - total = forward + backward.
+
+    Elementwise work (norms, SiLU, rotary, softmax, embeddings, loss, optimisers) is not
+    counted. Mixers other than "attention" and "mlp" are not known here (``ValueError``).
+
+    Returns:
+        ``{"mixer", "channel", "net_call", "heads", "forward", "backward", "total"}``
+        in FLOPs (mixer and channel per block per net call).
+    """
+    if not isinstance(config, ModelConfig):
+        config = structure(ModelConfig, config, where="model")
+    b, d, v = batch, config.hidden_size, config.vocab_size
+    length = config.total_len
+    e = config.expansion
+    if config.mixer == "attention":
+        mixer = 2 * b * length * (4 * d * d + 2 * length * d)
+    elif config.mixer == "mlp":
+        mixer = 6 * b * d * length * swiglu_width(length, e)
+    else:
+        raise ValueError(f"no FLOP count for mixer {config.mixer!r} (known: attention, mlp)")
+    channel = 6 * b * length * d * swiglu_width(d, e)
+    net = config.num_layers * (mixer + channel)
+    heads = 2 * b * length * d * v + 2 * b * d * 2
+    calls = config.think_steps + 1
+    forward = config.cycles * calls * net + heads
+    backward = 2 * (calls * net + heads)
+    return {
+        "mixer": mixer,
+        "channel": channel,
+        "net_call": net,
+        "heads": heads,
+        "forward": forward,
+        "backward": backward,
+        "total": forward + backward,
+    }
+
+
+# -- timing helpers ----------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_peak(
+    dtype: torch.dtype, device: torch.device, seconds: float = 0.5, max_size: int | None = None
+) -> dict[str, float]:
+    """This machine's square-matmul rate in ``dtype``.
+
+    The size doubles from 256 while one matmul stays short (so an emulated dtype, e.g.
+    bfloat16 on an AVX2 CPU, gets a small one), up to ``max_size`` (2048 on CPU, 8192
+    on CUDA); after a warm-up, matmuls repeat for at least ``seconds`` (4 calls at
+    least), each timed alone, alternating the layouts ``a @ b.T`` (F.linear's forward)
+    and ``a.T @ b`` (its weight gradient). Both operands row-major (``a @ b``, the
+    input-gradient layout) is left out: it is as fast in float32, but in bfloat16 on
+    an AVX2 CPU it takes a ~14x slower path, so it is no measure of the peak.
+
+    Returns:
+        ``{"gflops": the fastest call's rate (the peak: other load only slows calls down),
+        "mean_gflops": the loop's average rate, "size", "calls", "seconds"}``.
+    """
+    if max_size is None:
+        max_size = 8192 if device.type == "cuda" else 2048
+
+    def timed(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        return time.perf_counter() - start
+
+    size = 256
+    while True:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        out = torch.empty(size, size, device=device, dtype=dtype)
+        layouts = [(a, b.t()), (a.t(), b)]
+        for first, second in layouts:
+            timed(out, first, second)  # warm-up (thread pools, kernels, both layouts)
+        one = timed(out, *layouts[0])
+        if size >= max_size or one * 8 > seconds:  # the next size would take ~8x as long
+            break
+        size *= 2
+    calls: list[float] = [one]
+    while sum(calls) < seconds or len(calls) < 4:
+        calls.append(timed(out, *layouts[len(calls) % 2]))
+    flop = 2 * size**3
+    return {
+        "gflops": flop / min(calls) / 1e9,
+        "mean_gflops": flop * len(calls) / sum(calls) / 1e9,
+        "size": size,
+        "calls": len(calls),
+        "seconds": sum(calls),
+    }
+
+
+def random_batch(
+    config: ModelConfig, batch: int, generator: torch.Generator, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Uniform random tokens 1..V-1 as inputs and labels (all scored), random puzzle ids."""
+    shape = (batch, config.seq_len)
+    tokens = {
+        "inputs": torch.randint(1, config.vocab_size, shape, generator=generator),
+        "labels": torch.randint(1, config.vocab_size, shape, generator=generator),
+        "puzzle_identifiers": torch.randint(
+            0, config.num_puzzle_identifiers, (batch,), generator=generator
+        ),
+    }
+    return {key: value.to(device) for key, value in tokens.items()}
+
+
+class StepRunner:
+    """The model, its optimisers and the carry; :meth:`step` is one training step."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        batch: int,
+        device: str | torch.device | None,
+        use_compile: bool = False,
+        seed: int = 0,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.model = build_model(dict(config), device=device)
+        self.model.train()
+        self.config = self.model.config  # dtype "auto" resolved
+        self.device = next(self.model.parameters()).device
+        self.batch_size = batch
+        self.forward = torch.compile(self.model) if use_compile else self.model
+        # The recipes' rates and decays (Sudoku/Maze); they do not change the work.
+        self.optimizer = AdamAtan2(
+            self.model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1.0
+        )
+        tables = [m for m in self.model.modules() if isinstance(m, PuzzleEmbedding)]
+        self.row_optimizers = [SignSGDRows(t, lr=1e-4, weight_decay=1.0) for t in tables]
+        generator = torch.Generator().manual_seed(seed)
+        # A few batches, cycled: halted slots take new examples, as in training.
+        self.batches = [random_batch(self.config, batch, generator, self.device) for _ in range(4)]
+        self.carry = self.model.initial_carry(self.batches[0])
+        self.count = 0
+
+    def step(self) -> float:
+        """One training step; returns its loss (a host sync, as Trainer's finiteness check)."""
+        batch = self.batches[self.count % len(self.batches)]
+        self.count += 1
+        self.carry, out = self.forward(self.carry, batch)
+        carry = self.carry
+        loss, _ = act_loss(out, carry.data["labels"], carry.halted, carry.steps)
+        (loss / self.batch_size).backward()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RuntimeError(f"non-finite loss ({value}) at benchmark step {self.count}")
+        self.optimizer.step()
+        for optimizer in self.row_optimizers:
+            optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return value
+
+    def timed_step(self) -> float:
+        """One step's wall time in seconds (the device synchronised on both ends)."""
+        _sync(self.device)
+        start = time.perf_counter()
+        self.step()
+        _sync(self.device)
+        return time.perf_counter() - start
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _preset_list() -> str:
+    return ", ".join(PRESETS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trm-bench",
+        description=(
+            "Time full TRM training steps (forward of one supervision step, ACT loss, "
+            "backward, Adam-atan2 and sign-SGD steps) on random data; report ms/step, "
+            "examples/s, model FLOPs and the fraction of the measured matmul peak."
+        ),
+        epilog=f"presets: {_preset_list()}",
+    )
+    parser.add_argument("--preset", help=f"model size to time: {_preset_list()}")
+    parser.add_argument("--batch", type=int, help="batch size (default: 64 tiny, 16 paper)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    parser.add_argument(
+        "--dtype", default="auto", choices=DTYPES,
+        help="forward dtype; auto: bfloat16 where the device computes it natively, else float32",
+    )  # fmt: skip
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="profile one more step with torch.profiler; print the top ops to stderr",
+    )  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``trm-bench``; returns the exit status (2 for a usage error)."""
+    args = build_parser().parse_args(argv)
+    if not args.preset:
+        return _fail(f"--preset is required; presets: {_preset_list()}")
+    if args.preset not in PRESETS:
+        return _fail(
+            f"unknown preset {args.preset!r}{suggest(args.preset, PRESETS)}; "
+            f"presets: {_preset_list()}"
+        )
+    batch = args.batch if args.batch is not None else default_batch(args.preset)
+    for name, value, least in (("batch", batch, 1), ("steps", args.steps, 1)):
+        if value < least:
+            return _fail(f"--{name} must be >= {least}, got {value}")
+    if args.warmup < 0:
+        return _fail(f"--warmup must be >= 0, got {args.warmup}")
+    if args.threads is not None:
+        if args.threads < 1:
+            return _fail(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as error:
+        return _fail(str(error))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return _fail(f"--device {args.device}: CUDA is not available here")
+    log: Callable[[str], None] = (
+        (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    )
+    try:
+        result = bench(args.preset, batch, args.steps, args.warmup, args.dtype, device,
+                       use_compile=args.compile, profile=args.profile, log=log)  # fmt: skip
+    except RuntimeError as error:
+        return _fail(str(error))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def bench(
+    preset: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    dtype: str,
+    device: torch.device,
+    *,
+    use_compile: bool = False,
+    profile: bool = False,
+    log: Callable[[str], None] = lambda text: None,
+) -> dict[str, Any]:
+    """Run the benchmark; returns the numbers ``--json`` prints."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    config = preset_config(preset, dtype)
+    log(f"trm-bench {preset}: building the model on {device}")
+    if load is not None and load[0] > 0.5 * (os.cpu_count() or 1):
+        log(
+            f"warning: load average {load[0]:.2f} on {os.cpu_count()} CPUs: "
+            "other work may slow the steps down"
+        )
+    if use_compile and warmup == 0:
+        log("note: with --compile and --warmup 0 the first timed step includes compilation")
+    runner = StepRunner(config, batch, device, use_compile=use_compile)
+    model_config = runner.config
+    forward_dtype = getattr(torch, model_config.dtype)
+
+    log(f"measuring the {model_config.dtype} matmul peak")
+    peak_start = measure_matmul_peak(forward_dtype, runner.device)
+
+    flops = step_flops(model_config, batch)
+    compile_s = None
+    for index in range(warmup):
+        seconds = runner.timed_step()
+        if index == 0 and use_compile:
+            compile_s = seconds
+        log(f"warm-up {index + 1}/{warmup} {seconds * 1e3:.0f} ms")
+    times = []
+    for index in range(steps):
+        seconds = runner.timed_step()
+        times.append(seconds)
+        log(f"step {index + 1}/{steps} {seconds * 1e3:.0f} ms")
+    if profile:
+        log(profile_step(runner))
+
+    peak_end = measure_matmul_peak(forward_dtype, runner.device, max_size=peak_start["size"])
+    peak = max(peak_start, peak_end, key=lambda p: p["gflops"])
+
+    median = statistics.median(times)
+    achieved = flops["total"] / median / 1e9
+    return {
+        "preset": preset,
+        "device": str(runner.device),
+        "dtype": model_config.dtype,
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "threads": torch.get_num_threads(),
+        "compile": use_compile,
+        "compile_first_step_s": compile_s,
+        "parameters": runner.model.num_parameters(),
+        "step_ms": [t * 1e3 for t in times],
+        "median_ms": median * 1e3,
+        "min_ms": min(times) * 1e3,
+        "max_ms": max(times) * 1e3,
+        "examples_per_s": batch / median,
+        "flops_per_step": flops["total"],
+        "flops": flops,
+        "achieved_gflops": achieved,
+        "peak_gflops": peak["gflops"],
+        "peak_mean_gflops": peak["mean_gflops"],
+        "peak_start_gflops": peak_start["gflops"],
+        "peak_end_gflops": peak_end["gflops"],
+        "peak_matmul_size": peak["size"],
+        "peak_fraction": achieved / peak["gflops"],
+        "load_average": None if load is None else list(load),
+        "torch": torch.__version__,
+        "config": unstructure(model_config),
+    }
+
+
+def profile_step(runner: StepRunner, rows: int = 25) -> str:
+    """One step under torch.profiler: the top ops by self CPU time, as a table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if runner.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        runner.timed_step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    config, flops = result["config"], result["flops"]
+    length = config["seq_len"] + (config["puzzle_emb_len"] if config["puzzle_emb_dim"] else 0)
+    load = result["load_average"]
+    lines = [
+        f"trm-bench {result['preset']}: {config['mixer']} mixer, hidden {config['hidden_size']}, "
+        f"L {length}, T={config['cycles']} n={config['think_steps']}, "
+        f"{result['parameters']:,} parameters",
+        f"  batch {result['batch']}, {result['dtype']} on {result['device']} "
+        f"({result['threads']} threads{', compiled' if result['compile'] else ''}); "
+        f"{result['steps']} timed steps after {result['warmup']} warm-up",
+        f"  step time    median {result['median_ms']:.1f} ms "
+        f"(min {result['min_ms']:.1f}, max {result['max_ms']:.1f})",
+        f"  throughput   {result['examples_per_s']:.1f} examples/s",
+        f"  model FLOPs  {flops['total'] / 1e9:.2f} GFLOP/step "
+        f"(forward {flops['forward'] / 1e9:.2f}, backward {flops['backward'] / 1e9:.2f})",
+        f"  achieved     {result['achieved_gflops']:.1f} GFLOP/s = "
+        f"{100 * result['peak_fraction']:.1f}% of the measured {result['dtype']} matmul peak "
+        f"{result['peak_gflops']:.1f} GFLOP/s ({result['peak_matmul_size']}^2)",
+    ]
+    if result["compile_first_step_s"] is not None:
+        lines.append(f"  compile      first step {result['compile_first_step_s']:.1f} s")
+    if load is not None:
+        lines.append(f"  load average {load[0]:.2f} (1 min) at start, {os.cpu_count()} CPUs")
+    return "\n".join(lines)
+
+
+def bench_command() -> None:
+    from .cli import run
+
+    run(main)
+
+
+if __name__ == "__main__":
+    bench_command()
