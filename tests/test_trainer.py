@@ -157,6 +157,13 @@ def test_config_errors_name_the_key_and_the_choices(reverse, tmp_path, capsys):
     assert not reverse.exists() or not any(reverse.iterdir())  # no run folder left behind
 
 
+def test_runs_leave_the_task_presets_untouched(reverse):
+    before = yaml.safe_dump(tiny_task.ReverseTask().presets())
+    args = ["--task", "reverse", "--out", str(reverse), "--set", "train.steps=1"]
+    assert run_main([*args, "--set", "data.options.train=64"]) == 0
+    assert yaml.safe_dump(tiny_task.ReverseTask().presets()) == before
+
+
 def test_by_mixer_section_and_early_halting_evaluation(reverse, capsys):
     args = ["--task", "reverse", "--mixer", "attention", "--out", str(reverse)]
     assert run_main([*args, "--set", "train.steps=4", "--set", "eval.early_halting=true"]) == 0

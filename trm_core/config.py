@@ -7,6 +7,7 @@ with the nearest valid names, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -237,13 +238,14 @@ def build_run_config(data: Mapping[str, Any], where: str = "config") -> RunConfi
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, values replace)."""
-    merged = dict(base)
+    """Recursively merge ``update`` into a deep copy of ``base`` (mappings merge, values
+    replace). Neither input is modified, nor shares anything with the result."""
+    merged = copy.deepcopy(dict(base))
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = merge(merged[key], value)
         else:
-            merged[key] = value
+            merged[key] = copy.deepcopy(value)
     return merged
 
 
