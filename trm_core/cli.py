@@ -189,8 +189,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if not args.task:
             raise ConfigError(
-                "--task is required (or --resume RUN_DIR); tasks: "
-                + ", ".join(registry.names("task"))
+                "--task is required (or --resume RUN_DIR); installed tasks: "
+                + (", ".join(registry.names("task")) or "none")
             )
         mapping, task, chosen = resolve(
             args.task, mixer=args.mixer, preset=args.preset, config_file=args.config,

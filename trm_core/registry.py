@@ -334,7 +334,12 @@ class Registry:
             return found
         names = self.names(kind)
         message = f"unknown {kind} {name!r}{suggest(name, names)}. "
-        message += f"Available: {', '.join(names)}." if names else f"No {kind} is installed."
+        message += (
+            f"Available: {', '.join(names)}."
+            if names
+            else f"No {kind} plugin is installed (each is its own distribution, "
+            f"e.g. trm-plugin-<name>; trm-plugins lists what is installed)."
+        )
         if self.failures:
             message += " Plugins that failed to load: " + "; ".join(
                 f.describe() for f in self.failures
