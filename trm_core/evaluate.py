@@ -7,15 +7,13 @@ reported after each number of supervision steps: accuracy against compute.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import numpy as np
 import torch
 
 from .config import RunConfig
 from .data import Split, eval_batches
-from .distributed import World
+from .distributed import World, all_gather_objects
 from .interfaces import Task
 from .losses import IGNORE_LABEL
 from .model import TRMModel
@@ -30,14 +28,6 @@ class EvalResult:
     predictions: np.ndarray | None  # [N, S] on rank 0, in split order
     halt_logits: np.ndarray | None  # [N] final halt logits on rank 0
     by_step: list[float] | None = None  # exact accuracy after 1..halt_max_steps steps
-
-
-def _gather(local: dict[str, Any], world: World) -> list[dict[str, Any]]:
-    if not world.distributed:
-        return [local]
-    gathered: list[Any] = [None] * world.size
-    torch.distributed.all_gather_object(gathered, local)
-    return gathered
 
 
 @torch.no_grad()
@@ -93,7 +83,7 @@ def evaluate(
         "early_steps": stacked(early_steps, None),
         "correct_by_step": correct_by_step.numpy(),
     }
-    gathered = _gather(local, world)
+    gathered = all_gather_objects(local, world)
     if not world.is_main:
         return EvalResult({}, [], None, None)
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import yaml
 
+from .checkpoint import atomic_write_text
 from .config import (
     ConfigError,
     RunConfig,
@@ -144,10 +145,10 @@ def write_config(run_dir: Path, config: RunConfig, plugins: list[dict[str, str]]
     body["plugins"] = [
         {k: p[k] for k in ("kind", "name", "distribution", "version")} for p in plugins
     ]
-    path = run_dir / "config.yaml"
     header = "# Fully resolved trm run config; `trm-run --task T --config this-file` re-runs it.\n"
-    path.write_text(header + yaml.safe_dump(body, sort_keys=False))
-    return path
+    return atomic_write_text(
+        run_dir / "config.yaml", header + yaml.safe_dump(body, sort_keys=False)
+    )
 
 
 def read_config(run_dir: Path) -> RunConfig:

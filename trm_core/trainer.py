@@ -17,10 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, check_state, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    atomic_write_text,
+    check_state,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .config import RunConfig, unstructure
 from .data import Split, TrainSampler, read_split
-from .distributed import World, all_reduce_gradients, all_reduce_sum
+from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
 from .evaluate import evaluate
 from .interfaces import Task
 from .layers import PuzzleEmbedding
@@ -258,11 +264,7 @@ class Trainer:
             "y": carry.y.cpu(), "z": carry.z.cpu(), "steps": carry.steps.cpu(),
             "halted": carry.halted.cpu(), "data": {k: v.cpu() for k, v in carry.data.items()},
         }  # fmt: skip
-        if not self.world.distributed:
-            return [local]
-        gathered: list[Any] = [None] * self.world.size
-        torch.distributed.all_gather_object(gathered, local)
-        return gathered
+        return all_gather_objects(local, self.world)
 
     def save(self) -> Path | None:
         """Write the full training state atomically (rank 0; every rank must call it)."""
@@ -356,13 +358,6 @@ class Trainer:
             return flag
         value = torch.tensor([float(flag)], device=self.world.device)
         return bool(all_reduce_sum(value, self.world).item() > 0)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a small text file atomically: a temporary beside it, then a rename."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 def rng_state() -> dict[str, Any]:
