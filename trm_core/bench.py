@@ -32,11 +32,12 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, structure, suggest, unstructure
-from .layers import PuzzleEmbedding, swiglu_width
+from .cli import _fail
+from .config import ModelConfig, TrainConfig, structure, suggest, unstructure
+from .layers import swiglu_width
 from .losses import act_loss
 from .model import build_model, resolve_device
-from .optim import AdamAtan2, SignSGDRows
+from .optim import build_optimizers
 
 # Every preset: 2 blocks, expansion 4, a 16-token puzzle prefix of width D, 16 supervision
 # steps at most; the rest differs (TRM_SPEC sections 2 and 5).
@@ -251,12 +252,8 @@ class StepRunner:
         self.device = next(self.model.parameters()).device
         self.batch_size = batch
         self.forward = torch.compile(self.model) if use_compile else self.model
-        # The recipes' rates and decays (Sudoku/Maze); they do not change the work.
-        self.optimizer = AdamAtan2(
-            self.model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1.0
-        )
-        tables = [m for m in self.model.modules() if isinstance(m, PuzzleEmbedding)]
-        self.row_optimizers = [SignSGDRows(t, lr=1e-4, weight_decay=1.0) for t in tables]
+        # The default recipe's rates and decays (Sudoku/Maze); they do not change the work.
+        self.optimizer, self.row_optimizers = build_optimizers(self.model, TrainConfig())
         generator = torch.Generator().manual_seed(seed)
         # A few batches, cycled: halted slots take new examples, as in training.
         self.batches = [random_batch(self.config, batch, generator, self.device) for _ in range(4)]
@@ -290,11 +287,6 @@ class StepRunner:
 
 
 # -- the command ----------------------------------------------------------------------------
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def _preset_list() -> str:

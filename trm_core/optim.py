@@ -25,6 +25,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .config import TrainConfig
+from .layers import PuzzleEmbedding
+
 __all__ = ["EMA", "AdamAtan2", "SignSGDRows", "learning_rate"]
 
 
@@ -338,3 +341,17 @@ class EMA:
         with torch.no_grad():
             for name, tensor in state.items():
                 self.shadow[name].copy_(tensor)
+
+
+def build_optimizers(model: nn.Module, train: TrainConfig) -> tuple[AdamAtan2, list[SignSGDRows]]:
+    """The paper's pair: Adam-atan2 for the weights, sign-SGD for each puzzle-embedding table."""
+    weights = AdamAtan2(
+        model.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
+        weight_decay=train.weight_decay,
+    )  # fmt: skip
+    rows = [
+        SignSGDRows(table, lr=train.puzzle_emb_lr, weight_decay=train.puzzle_emb_weight_decay)
+        for table in model.modules()
+        if isinstance(table, PuzzleEmbedding)
+    ]
+    return weights, rows

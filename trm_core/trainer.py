@@ -29,11 +29,10 @@ from .data import Split, TrainSampler, read_split
 from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
 from .evaluate import evaluate
 from .interfaces import Task
-from .layers import PuzzleEmbedding
 from .losses import act_loss
 from .model import Carry, TRMModel
 from .monitor import Progress, TensorBoard, flatten
-from .optim import EMA, AdamAtan2, SignSGDRows, learning_rate
+from .optim import EMA, build_optimizers, learning_rate
 from .registry import Registry
 
 #: The counters act_loss returns, in a fixed order (summed over ranks as one tensor).
@@ -99,15 +98,7 @@ class Trainer:
         self.forward_model = torch.compile(self.model) if train.compile else self.model
 
         # -- optimisers: Adam-atan2 for weights, sign-SGD for puzzle-embedding rows --
-        self.optimizer = AdamAtan2(
-            self.model.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
-            weight_decay=train.weight_decay,
-        )  # fmt: skip
-        tables = [m for m in self.model.modules() if isinstance(m, PuzzleEmbedding)]
-        self.embedding_optimizers = [
-            SignSGDRows(table, lr=train.puzzle_emb_lr, weight_decay=train.puzzle_emb_weight_decay)
-            for table in tables
-        ]
+        self.optimizer, self.embedding_optimizers = build_optimizers(self.model, train)
         self.ema = EMA(self.model, rate=train.ema_rate) if train.ema else None
 
         self.step = 0
