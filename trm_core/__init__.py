@@ -14,9 +14,10 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, ModelConfig, RunConfig
+from .config import ConfigError, ModelConfig, RunConfig, structure
 from .data import DataError, Split, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
+from .inference import LoadedRun, load_run
 from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
 from .layers import (
     Block,
@@ -54,6 +55,7 @@ __all__ = [
     "DataError",
     "Encoder",
     "HaltingHead",
+    "LoadedRun",
     "Mixer",
     "ModelConfig",
     "PluginError",
@@ -76,12 +78,14 @@ __all__ = [
     "hookspec",
     "load_checkpoint",
     "load_reference_checkpoint",
+    "load_run",
     "mix_seed",
     "read_checkpoint",
     "read_split",
     "rms_norm",
     "rotary_tables",
     "save_checkpoint",
+    "structure",
     "trunc_normal_",
     "use_registry",
     "write_split",

@@ -275,7 +275,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         config, data_dir = prepare(mapping, task, world, log=lambda *a: None)
         trainer = Trainer(config, task, data_dir, world, None, registry)
         trainer.load(run_dir / "checkpoints" / "last.pt")
-        metrics = trainer.evaluate()
+        metrics = trainer.evaluate(final=True)
     except _user_errors() as error:
         return _fail(str(error))
     if args.json:

@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,13 @@ class Trainer:
         # -- data --------------------------------------------------------------
         self.train_split: Split = read_split(data_dir / "train", task)
         self.test_split: Split = read_split(data_dir / "test", task)
+        # Extra held-out sets a task may build (``data_dir/extra/<name>``): scored once, at the end.
+        extra = data_dir / "extra"
+        self.extra_splits: dict[str, Split] = {
+            path.name: read_split(path, task)
+            for path in (sorted(extra.iterdir()) if extra.is_dir() else [])
+            if path.is_dir() and not path.name.startswith(".")
+        }
         self.sampler = TrainSampler(
             self.train_split, task, train.global_batch_size, config.data.augmentations,
             seed=train.seed, rank=world.rank, world_size=world.size,
@@ -193,21 +201,29 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def evaluate(self) -> dict[str, Any]:
-        """Evaluate the test split with the EMA weights; rank 0 logs and records it."""
+    def evaluate(self, final: bool = False) -> dict[str, Any]:
+        """Evaluate the test split (and, when ``final``, every extra split) with the EMA
+        weights; rank 0 logs and records it. Extra splits' metrics are named ``<split>/...``."""
         started = time.monotonic()
-        if self.ema is not None:
-            with self.ema.swapped(self.model):
-                result = evaluate(self.model, self.task, self.test_split, self.config, self.world)
-        else:
-            result = evaluate(self.model, self.task, self.test_split, self.config, self.world)
+        splits = {"": self.test_split}
+        if final:
+            splits.update({f"{name}/": split for name, split in self.extra_splits.items()})
+        results = {}
+        with self.ema.swapped(self.model) if self.ema is not None else nullcontext():
+            for prefix, split in splits.items():
+                results[prefix] = evaluate(self.model, self.task, split, self.config, self.world)
         if not self.world.is_main:
             return {}
-        metrics = result.metrics
+        metrics = dict(results[""].metrics)
+        for prefix, result in results.items():
+            if prefix:
+                metrics.update({prefix + key: value for key, value in result.metrics.items()})
         metrics["seconds"] = time.monotonic() - started
         self.board.scalars("eval", metrics, self.step)
-        for index, image in enumerate(result.images):
-            self.board.image(f"eval/puzzle_{index}", image, self.step)
+        for prefix, result in results.items():
+            for index, image in enumerate(result.images):
+                self.board.image(f"eval/{prefix}puzzle_{index}", image, self.step)
+        result = results[""]
         record = {"step": self.step, "metrics": metrics}
         if result.by_step:
             record["exact_accuracy_by_steps"] = result.by_step
@@ -331,7 +347,7 @@ class Trainer:
                 self.progress.message(f"time budget reached at step {self.step}")
             last = self.step >= stop_at or out_of_time
             if last or (self.eval_interval and self.step % self.eval_interval == 0):
-                final = self.evaluate()
+                final = self.evaluate(final=last)
                 self.save()
                 if self.progress is not None and self.world.is_main:
                     shown = ", ".join(

@@ -1,0 +1,84 @@
+"""trm-plugin-sudoku: Sudoku as a trm task (TRM_SPEC section 4).
+
+Registers the task ``sudoku`` through the ``trm`` entry-point group. Data come
+from the offline generator by default, or from Sudoku-Extreme CSV files, the
+Hugging Face Hub, or plain puzzle lists (see :mod:`trm_plugin_sudoku.dataset`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_core import Task, hookimpl
+
+from . import dataset
+from .augment import Augmentation
+from .grid import VOCAB_SIZE, board, keeps_givens, parse_line, to_digits, to_tokens, valid_solutions
+from .presets import PRESETS
+from .render import draw_board
+
+__all__ = ["SudokuTask"]
+
+
+class SudokuTask(Task):
+    """Fill a 9x9 grid so every row, column and box holds 1..9 once.
+
+    Tokens: PAD 0, blank 1, digit d as d + 1 (vocabulary 11); every cell is
+    scored, one puzzle identifier for all puzzles.
+    """
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (9, 9)
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return PRESETS
+
+    def build_dataset(self, options: dict[str, Any], out_dir: Path) -> Path:
+        return dataset.build(options, Path(out_dir))
+
+    def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
+        augmentation = Augmentation.from_seed(seed)
+        return augmentation.apply(inputs), augmentation.apply(labels)
+
+    def inverse_augment(self, tokens: np.ndarray, seed: int) -> np.ndarray:
+        return Augmentation.from_seed(seed).invert(tokens)
+
+    def metrics(self, inputs, labels, predictions) -> dict[str, float]:
+        """Accuracy on the blank cells, and validity: a complete valid grid keeping every given.
+
+        Exact and token accuracy (over all 81 cells) come from the engine.
+        """
+        if len(inputs) == 0:
+            return {"blank_accuracy": 0.0, "valid_fraction": 0.0}
+        puzzles, solutions = to_digits(inputs), to_digits(labels)
+        answers = to_digits(predictions)
+        blank = puzzles == 0
+        correct = (answers == solutions) & blank
+        blank_accuracy = correct.sum(-1) / np.maximum(blank.sum(-1), 1)
+        valid = valid_solutions(answers) & keeps_givens(puzzles, answers)
+        return {
+            "blank_accuracy": float(blank_accuracy.mean()),
+            "valid_fraction": float(valid.mean()),
+        }
+
+    def render_text(self, tokens: np.ndarray) -> str:
+        return board(to_digits(tokens))
+
+    def render_image(self, inputs, prediction, target) -> np.ndarray:
+        return draw_board(inputs, prediction, target)
+
+    def parse_puzzle(self, text: str) -> np.ndarray:
+        return to_tokens(parse_line(text))
+
+
+@hookimpl
+def register_tasks(register):
+    register("sudoku", SudokuTask)

@@ -1,0 +1,233 @@
+"""Building the Sudoku data set from ``data.options``.
+
+The options name a source per split::
+
+    seed: 0
+    train: {source: generate, count: 3000, givens: [36, 45], minimal: false}
+    test:  {source: generate, count: 1000, givens: [36, 45], minimal: false}
+    extra_tests:                      # evaluated once, after training
+      hard: {source: generate, count: 500, givens: [26, 30], minimal: false}
+      magictour: {source: list, path: puzzles.txt, optional: true}
+
+Sources: ``generate`` (offline, the default), ``csv`` (a Sudoku-Extreme-format
+file), ``hub`` (the same CSV from the Hugging Face Hub; needs the ``hub``
+extra and the network) and ``list`` (one puzzle a line, solved by the solver).
+Generated splits come from separate seeds, and no generated test puzzle is a
+transform (under the training augmentations) of a training puzzle.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from trm_core import ConfigError, DataError, mix_seed, read_split, structure, write_split
+
+from .generate import PuzzleSpec, disjoint, generate
+from .grid import to_tokens
+from .solver import solve
+from .sources import Puzzles, hub_csv, read_csv, read_list
+
+SOURCES = ("generate", "csv", "hub", "list")
+
+
+def _source(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value not in SOURCES:
+        raise ConfigError(f"source {value!r} is not one of {', '.join(SOURCES)}")
+
+
+@attrs.define(kw_only=True)
+class SplitOptions:
+    """Where one split's puzzles come from."""
+
+    source: str = attrs.field(default="generate", validator=_source)
+    # generate: how many puzzles; csv/hub/list: sample this many (None: every row).
+    count: int | None = None
+    # generate: the givens range [low, high]; minimal puzzles (every removable clue
+    # removed) or puzzles stopped at a givens count; difficulty floor (solver guesses).
+    givens: list[int] | None = None
+    minimal: bool = True
+    min_guesses: int = 0
+    # csv/list: the file; hub: the dataset and its split file (default: this split's name).
+    path: str | None = None
+    repo: str = "sapientinc/sudoku-extreme"
+    split: str | None = None
+    min_difficulty: int | None = None  # csv/hub: keep rows rated at least this
+    verify: bool = True  # csv/hub: prove each puzzle unique with the solver
+    optional: bool = False  # extra test sets only: skip, with a note, when the file is missing
+
+    def spec(self) -> PuzzleSpec:
+        givens = None if self.givens is None else tuple(self.givens)
+        return PuzzleSpec(givens=givens, minimal=self.minimal, min_guesses=self.min_guesses)
+
+
+@attrs.define(kw_only=True)
+class SudokuOptions:
+    seed: int = 0
+    train: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
+    test: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
+    extra_tests: dict[str, SplitOptions] = attrs.Factory(dict)
+
+
+def parse_options(options: dict[str, Any]) -> SudokuOptions:
+    """Strictly check ``data.options`` (a typo names the nearest valid key)."""
+    where = "data.options"
+    top = structure(SudokuOptions, {k: v for k, v in options.items() if k != "extra_tests"}, where)
+    for name in ("train", "test"):
+        value = getattr(top, name)
+        if isinstance(value, dict):
+            setattr(top, name, _split_options(value, f"{where}.{name}"))
+    extras = options.get("extra_tests") or {}
+    if not isinstance(extras, dict):
+        raise ConfigError(f"{where}.extra_tests must map names to split options")
+    top.extra_tests = {
+        str(name): _split_options(value or {}, f"{where}.extra_tests.{name}")
+        for name, value in extras.items()
+    }
+    return top
+
+
+def _split_options(value: dict[str, Any], where: str) -> SplitOptions:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {value!r}")
+    split = structure(SplitOptions, value, where)
+    try:
+        if split.source == "generate":
+            if not split.count or split.count < 1:
+                raise ConfigError("source generate needs count >= 1")
+            split.spec()
+        elif split.source in ("csv", "list") and not split.path:
+            raise ConfigError(f"source {split.source} needs path: FILE")
+    except (ConfigError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return split
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _load(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) -> Puzzles | None:
+    """The puzzles of one split; None for a missing optional file."""
+    if split.source == "generate":
+        return _generated(name, split, seed, avoid)
+    if split.source in ("csv", "list") and not Path(split.path).expanduser().is_file():
+        if split.optional:
+            _say(f"  {name}: skipped, {split.path} not found (optional)")
+            return None
+        raise DataError(f"data.options {name}: {split.path}: no such file")
+    if split.source == "list":
+        found = read_list(Path(split.path).expanduser())
+    else:
+        path = (
+            Path(split.path).expanduser()
+            if split.source == "csv"
+            else hub_csv(split.split or name, split.repo)
+        )
+        found = read_csv(path, min_difficulty=split.min_difficulty, verify=split.verify)
+    if split.count is not None and split.count < len(found):
+        rng = np.random.default_rng(mix_seed(seed, _code(name)))
+        found = found.take(np.sort(rng.choice(len(found), split.count, replace=False)))
+    return found
+
+
+def _code(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def _generated(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) -> Puzzles:
+    """``count`` generated puzzles, none a transform of one in ``avoid`` or of each other."""
+    spec, wanted = split.spec(), split.count
+    kept_puzzles: list[tuple[int, ...]] = []
+    kept_solutions: list[tuple[int, ...]] = []
+    start, dropped = 0, 0
+    while len(kept_puzzles) < wanted:
+        need = wanted - len(kept_puzzles)
+        seeds = [mix_seed(seed, _code(name), i) for i in range(start, start + need)]
+        start += need
+        made = generate(spec, seeds, progress=f"generating {name}")
+        keep, lost = disjoint([*avoid, *kept_puzzles], [m.puzzle for m in made])
+        dropped += lost
+        kept_puzzles += [made[i].puzzle for i in keep]
+        kept_solutions += [made[i].solution for i in keep]
+    if dropped:
+        _say(f"  {name}: dropped {dropped} puzzles that could be transforms of others")
+    puzzles = np.asarray(kept_puzzles, dtype=np.uint8)
+    return Puzzles(puzzles, np.asarray(kept_solutions, dtype=np.uint8), np.arange(1, wanted + 1))
+
+
+def _describe(found: Puzzles, split: SplitOptions) -> dict[str, Any]:
+    givens = (found.puzzles > 0).sum(1)
+    sample = found.puzzles[:200].tolist()
+    guesses = [solve(p, limit=2).guesses for p in sample]
+    return {
+        "source": attrs.asdict(split),
+        "givens": {"min": int(givens.min()), "median": float(np.median(givens)),
+                   "max": int(givens.max())},
+        "median_guesses": statistics.median(guesses),
+        "guesses_sample": len(sample),
+    }  # fmt: skip
+
+
+def build(options: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``train``, ``test`` and ``extra/<name>`` splits to ``out_dir`` (reused if there)."""
+    parsed = parse_options(dict(options))
+    out_dir = Path(out_dir)
+    if _complete(out_dir, parsed):
+        return out_dir
+    started = time.monotonic()
+    _say(f"building the Sudoku data set in {out_dir}")
+    summary: dict[str, Any] = {"splits": {}, "skipped": []}
+    train = _load("train", parsed.train, parsed.seed, [])
+    avoid = list(train.puzzles)
+    wanted = [("test", parsed.test, out_dir / "test")] + [
+        (name, split, out_dir / "extra" / name) for name, split in parsed.extra_tests.items()
+    ]
+    built = [("train", parsed.train, out_dir / "train", train)]
+    for name, split, path in wanted:
+        found = _load(name, split, parsed.seed, avoid if split.source == "generate" else [])
+        if found is None:
+            summary["skipped"].append({"name": name, "path": split.path})
+            continue
+        built.append((name, split, path, found))
+    for name, split, path, found in built:
+        write_split(
+            path, to_tokens(found.puzzles), to_tokens(found.solutions), task="sudoku",
+            source_lines=None if split.source == "generate" else found.lines.tolist(),
+        )  # fmt: skip
+        summary["splits"][name] = {"examples": len(found), **_describe(found, split)}
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    (out_dir / "dataset.json").write_text(json.dumps(summary, indent=2, default=str))
+    _say(f"  built in {summary['seconds']}s: " + ", ".join(
+        f"{name} {info['examples']}" for name, info in summary["splits"].items()
+    ))  # fmt: skip
+    return out_dir
+
+
+def _complete(out_dir: Path, parsed: SudokuOptions) -> bool:
+    """True when every split is on disk and no skipped optional file has appeared since."""
+    summary_path = out_dir / "dataset.json"
+    if not summary_path.is_file():
+        return False
+    summary = json.loads(summary_path.read_text())
+    for skipped in summary.get("skipped", []):
+        if skipped["path"] and Path(skipped["path"]).expanduser().is_file():
+            return False
+    skipped_names = {s["name"] for s in summary.get("skipped", [])}
+    paths = [out_dir / "train", out_dir / "test"] + [
+        out_dir / "extra" / name for name in parsed.extra_tests if name not in skipped_names
+    ]
+    try:
+        for path in paths:
+            read_split(path)
+    except DataError:
+        return False
+    return True
