@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -173,3 +174,29 @@ def test_by_mixer_section_and_early_halting_evaluation(reverse, capsys):
     [record] = json.loads((run / "metrics.json").read_text())
     assert 1 <= record["metrics"]["early_halting/mean_steps"] <= 2
     assert len(record["exact_accuracy_by_steps"]) == config.model.halt_max_steps
+
+
+def test_extra_splits_are_scored_at_the_end_and_load_run_predicts(reverse, capsys):
+    argv = ["--task", "reverse", "--out", str(reverse), "--set", "train.steps=40"]
+    assert run_main([*argv, "--set", "data.options.extra=48"]) == 0
+    out = capsys.readouterr().out
+    assert "more/exact_accuracy" in out and "more/examples" in out
+    run = _only_run(reverse)
+    history = json.loads((run / "metrics.json").read_text())
+    assert "more/token_accuracy" not in history[0]["metrics"]  # step 20: not the end
+    final = history[-1]["metrics"]
+    assert final["more/examples"] == 48 and final["examples"] == 64
+    assert "eval/more/puzzle_0" in _events(run).Tags()["images"]
+
+    # load_run answers with the saved EMA weights, exactly as the final evaluation did.
+    loaded = trm_core.load_run(run)
+    assert loaded.ema and loaded.step == 40 and loaded.config.task == "reverse"
+    test = trm_core.read_split(sorted((reverse.parent / "data").iterdir())[0] / "test")
+    predictions, halts = loaded.predict(np.asarray(test.inputs), batch_size=10)
+    assert predictions.shape == (64, 8) and halts.shape == (64,)
+    labels = np.asarray(test.labels)
+    exact = float((predictions == labels).all(-1).mean())
+    assert exact == pytest.approx(final["exact_accuracy"])
+    assert float((predictions == labels).mean()) == pytest.approx(final["token_accuracy"])
+    with pytest.raises(ValueError, match=r"inputs must be \[N, 8\]"):
+        loaded.predict(np.zeros((2, 9), dtype=np.int64))

@@ -72,6 +72,9 @@ class ReverseTask(Task):
         for split in ("train", "test"):
             inputs = rng.integers(1, DIGITS + 1, size=(options[split], LENGTH))
             write_split(out_dir / split, inputs, inputs[:, ::-1], task="reverse")
+        if options.get("extra"):  # an extra held-out set, scored once after training
+            inputs = rng.integers(1, DIGITS + 1, size=(options["extra"], LENGTH))
+            write_split(out_dir / "extra" / "more", inputs, inputs[:, ::-1], task="reverse")
         return out_dir
 
     def _permutation(self, seed: int) -> np.ndarray:

@@ -46,6 +46,13 @@ def test_generation_is_deterministic_in_the_seed_and_process_count():
     assert generate(spec, seeds=[11], workers=1)[0] != one[0]
 
 
+def test_the_default_source_is_hard_minimal_puzzles():
+    spec = parse_options({"train": {"count": 3}}).train.spec()
+    assert spec.minimal and spec.min_guesses == 10
+    easy = parse_options({"train": {"count": 3, "givens": [36, 45], "minimal": False}})
+    assert easy.train.spec().min_guesses == 0
+
+
 def test_bad_specs_are_refused():
     with pytest.raises(ValueError, match="givens"):
         PuzzleSpec(givens=(10, 20))

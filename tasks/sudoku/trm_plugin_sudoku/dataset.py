@@ -37,6 +37,8 @@ from .solver import solve
 from .sources import Puzzles, hub_csv, read_csv, read_list
 
 SOURCES = ("generate", "csv", "hub", "list")
+#: The default difficulty floor of generated minimal puzzles (solver guesses).
+DEFAULT_MIN_GUESSES = 10
 
 
 def _source(instance: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -52,10 +54,11 @@ class SplitOptions:
     # generate: how many puzzles; csv/hub/list: sample this many (None: every row).
     count: int | None = None
     # generate: the givens range [low, high]; minimal puzzles (every removable clue
-    # removed) or puzzles stopped at a givens count; difficulty floor (solver guesses).
+    # removed) or puzzles stopped at a givens count; a difficulty floor in solver guesses
+    # (None: 10 for minimal puzzles, whose median is then 14 guesses; 0 otherwise).
     givens: list[int] | None = None
     minimal: bool = True
-    min_guesses: int = 0
+    min_guesses: int | None = None
     # csv/list: the file; hub: the dataset and its split file (default: this split's name).
     path: str | None = None
     repo: str = "sapientinc/sudoku-extreme"
@@ -66,7 +69,10 @@ class SplitOptions:
 
     def spec(self) -> PuzzleSpec:
         givens = None if self.givens is None else tuple(self.givens)
-        return PuzzleSpec(givens=givens, minimal=self.minimal, min_guesses=self.min_guesses)
+        floor = self.min_guesses
+        if floor is None:
+            floor = DEFAULT_MIN_GUESSES if self.minimal else 0
+        return PuzzleSpec(givens=givens, minimal=self.minimal, min_guesses=floor)
 
 
 @attrs.define(kw_only=True)

@@ -10,7 +10,8 @@ Sudoku-Extreme from the Hugging Face Hub (``pip install
 ``data.options.train.source=csv`` and ``path`` (likewise for test).
 
 ``cpu`` (the default without CUDA) is small enough to reach high accuracy on a
-2-core CPU in minutes: generated puzzles with 36-45 givens, hidden size 64.
+2-core CPU in minutes: generated puzzles with 36-45 givens, hidden size 64,
+T=1 cycle of n=2 think steps, batch 64, 1,800 steps.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ CPU = {
         "num_heads": 2,
         "expansion": 4,
         "num_layers": 2,
-        "cycles": 2,
-        "think_steps": 3,
-        "puzzle_emb_len": 16,
+        # One cycle of two think steps per supervision step: as much learning per step as
+        # T=2, n=3 here at 55% of the cost (16 supervision steps still give 48 net calls).
+        "cycles": 1,
+        "think_steps": 2,
+        "puzzle_emb_dim": 0,  # one puzzle identifier: a puzzle embedding adds nothing
         "halt_max_steps": 16,
         "dtype": "auto",
     },
@@ -102,17 +105,17 @@ CPU = {
     },
     "train": {
         "global_batch_size": 64,
-        "steps": 6000,
-        "lr": 2e-3,
+        "steps": 1800,  # about 8.5 minutes on 2 AVX2 cores (0.28 s a step)
+        "lr": 3e-3,
         "lr_warmup_steps": 200,
         "lr_min_ratio": 0.1,
         "weight_decay": 0.1,
         "puzzle_emb_lr": 1e-2,
         "puzzle_emb_weight_decay": 0.1,
-        "ema_rate": 0.999,
+        "ema_rate": 0.99,  # a short run: average over the last ~100 steps
         "log_interval": 20,
     },
-    "eval": {"interval_steps": 2000, "batch_size": 500, "images": 4},
+    "eval": {"interval_steps": 600, "batch_size": 500, "images": 4},
     "by_mixer": {"attention": {"model": {"positions": "rope"}}},
 }  # fmt: skip
 
