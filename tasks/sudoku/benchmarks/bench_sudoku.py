@@ -21,10 +21,10 @@ from trm_plugin_sudoku.solver import is_complete_valid, solve
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "sudoku"
 RECIPES = {
-    "minimal (the default)": PuzzleSpec(),
-    "minimal, >= 10 guesses": PuzzleSpec(min_guesses=10),
-    "36-45 givens (cpu preset)": PuzzleSpec(givens=(36, 45), minimal=False),
-    "26-30 givens (cpu preset, hard)": PuzzleSpec(givens=(26, 30), minimal=False),
+    "minimal, no difficulty floor": PuzzleSpec(),
+    "minimal, >= 10 guesses (the default source)": PuzzleSpec(min_guesses=10),
+    "40-45 givens (cpu preset)": PuzzleSpec(givens=(40, 45), minimal=False),
+    "26-30 givens (cpu preset, hard set)": PuzzleSpec(givens=(26, 30), minimal=False),
 }
 
 

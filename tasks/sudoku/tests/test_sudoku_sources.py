@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from trm_plugin_sudoku.sources import PuzzleFileError, read_csv, read_list
+from trm_core import DataError
+from trm_plugin_sudoku.sources import PuzzleFileError, hub_csv, read_csv, read_list
 
 EASY = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
 SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
@@ -98,3 +101,9 @@ def test_missing_files_are_named(tmp_path):
         read_csv(tmp_path / "nope.csv")
     with pytest.raises(PuzzleFileError, match="no such file"):
         read_list(tmp_path / "nope.txt")
+
+
+def test_the_hub_without_huggingface_hub_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(DataError, match=r"pip install 'trm-plugin-sudoku\[hub\]'"):
+        hub_csv("train")

@@ -19,6 +19,7 @@ transform (under the training augmentations) of a training puzzle.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -211,7 +212,10 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
         )  # fmt: skip
         summary["splits"][name] = {"examples": len(found), **_describe(found, split)}
     summary["seconds"] = round(time.monotonic() - started, 1)
-    (out_dir / "dataset.json").write_text(json.dumps(summary, indent=2, default=str))
+    # Written last, atomically: its presence marks the data set complete.
+    staging = out_dir / ".dataset.json.tmp"
+    staging.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(staging, out_dir / "dataset.json")
     _say(f"  built in {summary['seconds']}s: " + ", ".join(
         f"{name} {info['examples']}" for name, info in summary["splits"].items()
     ))  # fmt: skip

@@ -10,7 +10,7 @@ Sudoku-Extreme from the Hugging Face Hub (``pip install
 ``data.options.train.source=csv`` and ``path`` (likewise for test).
 
 ``cpu`` (the default without CUDA) is small enough to reach high accuracy on a
-2-core CPU in minutes: generated puzzles with 36-45 givens, hidden size 64,
+2-core CPU in minutes: generated puzzles with 40-45 givens, hidden size 64,
 T=1 cycle of n=2 think steps, batch 64, 1,800 steps.
 """
 
@@ -68,8 +68,9 @@ def _paper(mixer: str, positions: str) -> dict[str, Any]:
     return preset
 
 
-#: Generated puzzles of the CPU recipe: unique solutions, 36-45 givens.
-_EASY = {"source": "generate", "givens": [36, 45], "minimal": False}
+#: Generated puzzles of the CPU recipe: unique solutions, 40-45 givens. (With 36-45
+#: givens the same recipe measured 94.4% exact after its 1,800 steps; 40-45, 97.0%.)
+_EASY = {"source": "generate", "givens": [40, 45], "minimal": False}
 
 CPU = {
     "model": {

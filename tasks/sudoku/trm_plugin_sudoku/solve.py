@@ -19,6 +19,7 @@ import numpy as np
 from .grid import board, parse_line, to_digits, to_tokens
 from .solver import UNITS, solve
 
+SHOWN = 12  # problems listed per answer
 UNIT_NAMES = (
     [f"row {i + 1}" for i in range(9)]
     + [f"column {i + 1}" for i in range(9)]
@@ -118,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         wrong = problems(puzzle, answer)
         reference = solve(puzzle, limit=2)
         if wrong:
-            print("the model's answer is not a solution:")
-            for line in wrong:
+            print(f"the model's answer is not a solution ({len(wrong)} problem(s)):")
+            for line in wrong[:SHOWN]:
                 print(f"  - {line}")
+            if len(wrong) > SHOWN:
+                print(f"  ... and {len(wrong) - SHOWN} more")
         else:
             solved += 1
             print("a complete grid that keeps every given and breaks no rule")
