@@ -81,7 +81,9 @@ def test_presets_are_valid_run_configs(name):
     config = build_run_config(mapping)
     assert config.task == "sudoku"
     if name.startswith("paper"):
-        assert (config.train.global_batch_size, config.train.epochs) == (768, 50000)
+        # 50,000 reference epochs of 1,000 puzzles (one augmented variant each) at batch 768.
+        assert (config.train.global_batch_size, config.train.steps) == (768, 65105)
+        assert config.eval.interval_steps == 6511  # every 5,000 reference epochs
         assert (config.train.lr, config.train.weight_decay, config.train.lr_warmup_steps) == (
             1e-4, 1.0, 2000,
         )  # fmt: skip

@@ -16,12 +16,17 @@ T=1 cycle of n=2 think steps, batch 64, 1,800 steps.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+PAPER_PUZZLES, PAPER_EPOCHS, PAPER_EVAL_EPOCHS, PAPER_BATCH = 1000, 50000, 5000, 768
+PAPER_STEPS = math.ceil(PAPER_EPOCHS * PAPER_PUZZLES / PAPER_BATCH)  # 65,105
+PAPER_EVAL_STEPS = math.ceil(PAPER_EVAL_EPOCHS * PAPER_PUZZLES / PAPER_BATCH)  # 6,511
 
 _PAPER_DATA = {
     "options": {
         "seed": 0,
-        "train": {"source": "hub", "count": 1000},
+        "train": {"source": "hub", "count": PAPER_PUZZLES},
         # The full test split (423,168 puzzles); uniqueness proofs would take hours.
         "test": {"source": "hub", "verify": False},
     },
@@ -44,7 +49,10 @@ _PAPER = {
     "data": _PAPER_DATA,
     "train": {
         "global_batch_size": 768,
-        "epochs": 50000,
+        # The reference's 50,000 epochs: its epoch takes one (random) augmented variant of
+        # each of the 1,000 puzzles, so 50,000 x 1,000 / 768 steps (TRM_SPEC section 5).
+        # trm's epoch counts every variant, hence steps here rather than epochs.
+        "steps": PAPER_STEPS,
         "lr": 1e-4,
         "lr_warmup_steps": 2000,
         "lr_min_ratio": 1.0,
@@ -58,7 +66,7 @@ _PAPER = {
         "loss": "stablemax",
         "log_interval": 50,
     },
-    "eval": {"interval_epochs": 5000, "batch_size": 768, "images": 4},
+    "eval": {"interval_steps": PAPER_EVAL_STEPS, "batch_size": 768, "images": 4},
 }
 
 
