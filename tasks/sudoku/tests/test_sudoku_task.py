@@ -10,7 +10,7 @@ from trm_core.config import build_run_config
 from trm_core.run import resolve
 from trm_plugin_sudoku import SudokuTask
 from trm_plugin_sudoku.grid import parse_line, to_tokens
-from trm_plugin_sudoku.render import FILLED, GIVEN, WRONG_BACKGROUND, draw_board
+from trm_plugin_sudoku.render import CELL, FILLED, GIVEN, WRONG_BACKGROUND, draw_board
 
 EASY = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
 SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
@@ -50,12 +50,13 @@ def test_render_uses_distinct_colours_for_givens_filled_and_wrong():
     wrong = ANSWER.copy()
     wrong[2] = ANSWER[3]
     image = draw_board(PUZZLE, wrong, ANSWER)
-    assert image.dtype == np.uint8 and image.shape == (145, 145, 3)
+    size = 9 * CELL + 1
+    assert image.dtype == np.uint8 and image.shape == (size, size, 3)
     colours = {tuple(c) for c in image.reshape(-1, 3)}
     assert {GIVEN, FILLED, WRONG_BACKGROUND} <= colours
-    cell = image[1:16, 2 * 16 + 1 : 3 * 16]  # r1c3, the wrong one
+    cell = image[1:CELL, 2 * CELL + 1 : 3 * CELL]  # r1c3, the wrong one
     assert (cell == WRONG_BACKGROUND).all(-1).any()
-    assert TASK.render_image(PUZZLE, ANSWER, ANSWER).shape == (145, 145, 3)
+    assert TASK.render_image(PUZZLE, ANSWER, ANSWER).shape == (size, size, 3)
 
 
 def test_render_text_draws_a_board():

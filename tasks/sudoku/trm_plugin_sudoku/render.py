@@ -32,7 +32,7 @@ BACKGROUND = (255, 255, 255)
 THIN, THICK = (190, 190, 190), (40, 40, 40)
 COLOURS = {"given": GIVEN, "filled": FILLED, "wrong": WRONG}
 
-CELL, SCALE = 16, 2  # pixels per cell; glyph pixels are SCALE x SCALE
+CELL, SCALE = 24, 3  # pixels per cell; glyph pixels are SCALE x SCALE
 
 
 def draw_board(inputs, prediction, target) -> np.ndarray:
