@@ -135,7 +135,17 @@ def load_checkpoint(
     config_overrides: Mapping[str, Any] | None = None,
 ) -> TRMModel:
     """Rebuild the model stored in one of our checkpoints (in eval mode)."""
-    payload = read_checkpoint(path)
+    return model_from_payload(read_checkpoint(path), path, device, registry, config_overrides)
+
+
+def model_from_payload(
+    payload: Mapping[str, Any],
+    path: str | os.PathLike,
+    device: str | torch.device | None = "cpu",
+    registry: Registry | None = None,
+    config_overrides: Mapping[str, Any] | None = None,
+) -> TRMModel:
+    """The model of an already read checkpoint ``payload`` (``path`` names it in errors)."""
     config_data = {**payload["model_config"], **(config_overrides or {})}
     config = structure(ModelConfig, config_data, where=f"{path}: model")
     model = TRMModel(config, registry, device)

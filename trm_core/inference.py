@@ -15,10 +15,10 @@ import attrs
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, check_state, read_checkpoint
-from .config import ModelConfig, RunConfig, structure
+from .checkpoint import CheckpointError, check_state, model_from_payload, read_checkpoint
+from .config import RunConfig
 from .interfaces import Task
-from .model import TRMModel, resolve_device
+from .model import TRMModel
 from .registry import Registry, get_registry
 from .run import read_config
 
@@ -92,12 +92,7 @@ def load_run(
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no checkpoint yet ({path} is missing)")
     payload = read_checkpoint(path)
-    model_config = structure(ModelConfig, payload["model_config"], where=f"{path}: model")
-    device = resolve_device(device)
-    model = TRMModel(model_config, registry, device)
-    expected = {key: value.shape for key, value in model.state_dict().items()}
-    check_state(expected, payload["model"], f"checkpoint {path}")
-    model.load_state_dict(payload["model"])
+    model = model_from_payload(payload, path, device, registry)  # checked key by key
     shadows = payload.get("ema")
     if shadows:
         parameters = dict(model.named_parameters())
@@ -107,5 +102,4 @@ def load_run(
         with torch.no_grad():
             for name, value in shadows.items():
                 parameters[name].copy_(value)
-    model = model.to(device).eval()
     return LoadedRun(run_dir, config, task, model, int(payload.get("step", 0)), bool(shadows))
