@@ -32,7 +32,7 @@ import numpy as np
 
 from trm_core import ConfigError, DataError, mix_seed, read_split, structure, write_split
 
-from .generate import PuzzleSpec, disjoint, generate
+from .generate import Generated, PuzzleSpec, disjoint, generate
 from .grid import to_tokens
 from .solver import solve
 from .sources import Puzzles, hub_csv, read_csv, read_list
@@ -153,34 +153,38 @@ def _code(name: str) -> int:
 def _generated(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) -> Puzzles:
     """``count`` generated puzzles, none a transform of one in ``avoid`` or of each other."""
     spec, wanted = split.spec(), split.count
-    kept_puzzles: list[tuple[int, ...]] = []
-    kept_solutions: list[tuple[int, ...]] = []
+    kept: list[Generated] = []
     start, dropped = 0, 0
-    while len(kept_puzzles) < wanted:
-        need = wanted - len(kept_puzzles)
+    while len(kept) < wanted:
+        need = wanted - len(kept)
         seeds = [mix_seed(seed, _code(name), i) for i in range(start, start + need)]
         start += need
         made = generate(spec, seeds, progress=f"generating {name}")
-        keep, lost = disjoint([*avoid, *kept_puzzles], [m.puzzle for m in made])
+        keep, lost = disjoint([*avoid, *(m.puzzle for m in kept)], [m.puzzle for m in made])
         dropped += lost
-        kept_puzzles += [made[i].puzzle for i in keep]
-        kept_solutions += [made[i].solution for i in keep]
+        kept += [made[i] for i in keep]
     if dropped:
         _say(f"  {name}: dropped {dropped} puzzles that could be transforms of others")
-    puzzles = np.asarray(kept_puzzles, dtype=np.uint8)
-    return Puzzles(puzzles, np.asarray(kept_solutions, dtype=np.uint8), np.arange(1, wanted + 1))
+    return Puzzles(
+        np.asarray([m.puzzle for m in kept], dtype=np.uint8),
+        np.asarray([m.solution for m in kept], dtype=np.uint8),
+        np.arange(1, wanted + 1),
+        guesses=np.asarray([m.guesses for m in kept]),
+    )
 
 
 def _describe(found: Puzzles, split: SplitOptions) -> dict[str, Any]:
     givens = (found.puzzles > 0).sum(1)
-    sample = found.puzzles[:200].tolist()
-    guesses = [solve(p, limit=2).guesses for p in sample]
+    if found.guesses is not None:  # generated or solved already: every puzzle's count
+        guesses = found.guesses.tolist()
+    else:  # a CSV read without verify: rate a sample
+        guesses = [solve(p, limit=2).guesses for p in found.puzzles[:200].tolist()]
     return {
         "source": attrs.asdict(split),
         "givens": {"min": int(givens.min()), "median": float(np.median(givens)),
                    "max": int(givens.max())},
         "median_guesses": statistics.median(guesses),
-        "guesses_sample": len(sample),
+        "guesses_over": len(guesses),
     }  # fmt: skip
 
 

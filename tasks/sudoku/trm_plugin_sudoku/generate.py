@@ -20,13 +20,14 @@ import random
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import attrs
 import numpy as np
 
 from trm_core import mix_seed
 
+from .parallel import map_chunks
 from .solver import UNITS, random_solution, solve
 
 #: Tries per puzzle before the generator gives up on the requested kind.
@@ -100,8 +101,7 @@ def generate_one(spec: PuzzleSpec, seed: int) -> Generated:
     )
 
 
-def _generate_chunk(args: tuple[PuzzleSpec, list[int]]) -> list[Generated]:
-    spec, seeds = args
+def _generate_chunk(spec: PuzzleSpec, seeds: list[int]) -> list[Generated]:
     return [generate_one(spec, seed) for seed in seeds]
 
 
@@ -115,16 +115,12 @@ def generate(
 
     ``progress``: a label to print progress lines under (to stderr), or None.
     """
-    workers = workers or os.cpu_count() or 1
-    chunk = max(1, min(50, len(seeds) // (workers * 4) or 1))
-    chunks = [(spec, list(seeds[i : i + chunk])) for i in range(0, len(seeds), chunk)]
-    started, done, out = time.monotonic(), 0, []
-    last_report = started
+    started = last_report = time.monotonic()
 
-    def report(final: bool = False) -> None:
+    def report(done: int) -> None:
         nonlocal last_report
         now = time.monotonic()
-        if progress and (final or now - last_report > 5):
+        if progress and (done == len(seeds) or now - last_report > 5):
             print(
                 f"  {progress}: {done}/{len(seeds)} puzzles ({now - started:.0f}s)",
                 file=sys.stderr,
@@ -132,19 +128,9 @@ def generate(
             )
             last_report = now
 
-    if workers == 1 or len(chunks) == 1:
-        for args in chunks:
-            out.extend(_generate_chunk(args))
-            done = len(out)
-            report()
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_generate_chunk, chunks):
-                out.extend(part)
-                done = len(out)
-                report()
-    report(final=True)
-    return out
+    workers = workers or os.cpu_count() or 1
+    chunk = max(1, min(50, len(seeds) // (workers * 4) or 1))
+    return map_chunks(partial(_generate_chunk, spec), seeds, workers, chunk, done=report)
 
 
 # -- telling puzzles apart up to the augmentation group -----------------------------

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import board, parse_line, to_digits, to_tokens
+from .grid import board, to_digits, to_tokens
 from .solver import UNITS, solve
+from .sources import parse_lines
 
 SHOWN = 12  # problems listed per answer
 UNIT_NAMES = (
@@ -55,7 +56,7 @@ def read_puzzles(argument: str) -> list[tuple[str, list[int]]]:
     if argument == "-":
         source, lines = "<stdin>", sys.stdin.read().splitlines()
     elif len(argument.strip()) == 81 and not Path(argument).is_file():
-        return [("the puzzle", _parse(argument, "the puzzle"))]
+        source, lines = "the puzzle", [argument]
     else:
         path = Path(argument)
         if not path.is_file():
@@ -64,22 +65,10 @@ def read_puzzles(argument: str) -> list[tuple[str, list[int]]]:
                 f"({len(argument.strip())} characters; no such file)"
             )
         source, lines = str(path), path.read_text().splitlines()
-    puzzles = []
-    for number, text in enumerate(lines, start=1):
-        text = text.strip()
-        if text and not text.startswith("#"):
-            where = f"{source}, line {number}"
-            puzzles.append((where, _parse(text, where)))
-    if not puzzles:
-        raise ValueError(f"{source}: no puzzles")
-    return puzzles
-
-
-def _parse(text: str, where: str) -> list[int]:
-    try:
-        return parse_line(text)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+    puzzles, numbers = parse_lines(source, lines)
+    if source == "the puzzle":
+        return [(source, puzzles[0])]
+    return [(f"{source}, line {n}", p) for n, p in zip(numbers, puzzles, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -19,6 +19,7 @@ import numpy as np
 from trm_core import DataError
 
 from .grid import keeps_givens, parse_line, valid_solutions
+from .parallel import map_chunks
 from .solver import solve
 
 #: The reference recipe's Hugging Face dataset (TRM_SPEC section 4).
@@ -36,42 +37,71 @@ class Puzzles:
     solutions: np.ndarray  # [N, 81] digits
     lines: np.ndarray  # [N] the line each puzzle came from (1-based)
     ratings: np.ndarray | None = None  # [N] the file's difficulty rating, where it has one
+    guesses: np.ndarray | None = None  # [N] the solver's guess counts, where it was run
 
     def __len__(self) -> int:
         return len(self.puzzles)
 
     def take(self, index: np.ndarray) -> Puzzles:
-        ratings = None if self.ratings is None else self.ratings[index]
-        return Puzzles(self.puzzles[index], self.solutions[index], self.lines[index], ratings)
+        def pick(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[index]
+
+        return Puzzles(
+            self.puzzles[index], self.solutions[index], self.lines[index],
+            pick(self.ratings), pick(self.guesses),
+        )  # fmt: skip
 
 
-def _solve_chunk(puzzles: list[list[int]]) -> list[tuple[int, list[int] | None]]:
+def _solve_chunk(puzzles: list[list[int]]) -> list[tuple[int, list[int] | None, int]]:
     out = []
     for puzzle in puzzles:
         result = solve(puzzle, limit=2)
-        out.append((result.count, result.solutions[0] if result.count else None))
+        out.append((result.count, result.solutions[0] if result.count else None, result.guesses))
     return out
 
 
 def solve_all(
     puzzles: list[list[int]], workers: int | None = None
-) -> list[tuple[int, list | None]]:
-    """(number of solutions up to 2, first solution) for every puzzle, over all cores."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(puzzles) < 200:
+) -> list[tuple[int, list | None, int]]:
+    """(solutions found up to 2, the first solution, guesses) for every puzzle, over all cores."""
+    if len(puzzles) < 200:
         return _solve_chunk(puzzles)
-    size = max(50, len(puzzles) // (workers * 8))
-    chunks = [puzzles[i : i + size] for i in range(0, len(puzzles), size)]
-    with ProcessPoolExecutor(workers) as pool:
-        return [item for part in pool.map(_solve_chunk, chunks) for item in part]
+    return map_chunks(_solve_chunk, puzzles, workers)
 
 
-def _check_unique(path: Path, puzzles: Puzzles, workers: int | None) -> None:
-    results = solve_all(puzzles.puzzles.tolist(), workers)
-    for (count, _), line in zip(results, puzzles.lines, strict=True):
+def solve_unique(
+    source: str | os.PathLike, puzzles: list[list[int]], lines: Sequence[int], workers: int | None
+) -> tuple[list[list[int]], list[int]]:
+    """Each puzzle's unique solution and guess count; the first that has none or several
+    fails naming ``source`` and its line."""
+    solutions, guesses = [], []
+    for (count, solution, work), line in zip(solve_all(puzzles, workers), lines, strict=True):
         if count != 1:
             reason = "no solution" if count == 0 else "several solutions"
-            raise PuzzleFileError(f"{path}, line {line}: the puzzle has {reason}")
+            raise PuzzleFileError(f"{source}, line {line}: the puzzle has {reason}")
+        solutions.append(solution)
+        guesses.append(work)
+    return solutions, guesses
+
+
+def parse_lines(
+    source: str | os.PathLike, lines: Iterable[str]
+) -> tuple[list[list[int]], list[int]]:
+    """Puzzles of a plain list (one a line; blank and ``#`` lines skipped) and their line
+    numbers; a bad or missing puzzle fails naming ``source`` and the line."""
+    puzzles, numbers = [], []
+    for number, text in enumerate(lines, start=1):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            puzzles.append(parse_line(text))
+        except ValueError as error:
+            raise PuzzleFileError(f"{source}, line {number}: {error}") from None
+        numbers.append(number)
+    if not puzzles:
+        raise PuzzleFileError(f"{source}: no puzzles")
+    return puzzles, numbers
 
 
 def read_csv(
@@ -142,7 +172,8 @@ def read_csv(
         )
         raise PuzzleFileError(f"{path}, line {found.lines[index]}: {reason}")
     if verify:
-        _check_unique(path, found, workers)
+        _, guesses = solve_unique(path, found.puzzles.tolist(), found.lines, workers)
+        found = attrs.evolve(found, guesses=np.asarray(guesses))
     return found
 
 
@@ -155,28 +186,13 @@ def read_list(path: str | os.PathLike, workers: int | None = None) -> Puzzles:
     path = Path(path)
     if not path.is_file():
         raise PuzzleFileError(f"{path}: no such file")
-    puzzles, lines = [], []
-    for line, text in enumerate(path.read_text().splitlines(), start=1):
-        text = text.strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            puzzles.append(parse_line(text))
-        except ValueError as error:
-            raise PuzzleFileError(f"{path}, line {line}: {error}") from None
-        lines.append(line)
-    if not puzzles:
-        raise PuzzleFileError(f"{path}: no puzzles")
-    solutions = []
-    for (count, solution), line in zip(solve_all(puzzles, workers), lines, strict=True):
-        if count != 1:
-            reason = "no solution" if count == 0 else "several solutions"
-            raise PuzzleFileError(f"{path}, line {line}: the puzzle has {reason}")
-        solutions.append(solution)
+    puzzles, lines = parse_lines(path, path.read_text().splitlines())
+    solutions, guesses = solve_unique(path, puzzles, lines, workers)
     return Puzzles(
         np.asarray(puzzles, dtype=np.uint8),
         np.asarray(solutions, dtype=np.uint8),
         np.asarray(lines),
+        guesses=np.asarray(guesses),
     )
 
 
