@@ -15,7 +15,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, ModelConfig, RunConfig, structure
-from .data import DataError, Split, mix_seed, read_split, write_split
+from .data import DataError, Split, hub_file, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .inference import LoadedRun, load_run
 from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
@@ -76,6 +76,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "hookspec",
+    "hub_file",
     "load_checkpoint",
     "load_reference_checkpoint",
     "load_run",

@@ -123,6 +123,30 @@ def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
     return split
 
 
+def hub_file(repo: str, filename: str, distribution: str) -> Path:
+    """Download ``filename`` of the Hugging Face Hub dataset ``repo`` (cached by the Hub).
+
+    Needs ``huggingface_hub`` (the ``hub`` extra of ``distribution``, the task's
+    package) and the network; either missing fails with a DataError saying what
+    to install, or how to use a local copy instead.
+    """
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise DataError(
+            f"reading {repo} from the Hugging Face Hub needs huggingface_hub: "
+            f"pip install '{distribution}[hub]', or download {filename} and set "
+            "source: csv with path: FILE (or use source: generate, which works offline)"
+        ) from None
+    try:
+        return Path(hf_hub_download(repo, filename, repo_type="dataset"))
+    except Exception as error:  # network, auth or a missing file: say which and what to do
+        raise DataError(
+            f"cannot download {filename} of {repo} from the Hub ({type(error).__name__}: "
+            f"{error}); download it elsewhere and set source: csv with path: FILE"
+        ) from error
+
+
 def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (SplitMix64 steps), stable across runs and machines."""
     state = 0x9E3779B97F4A7C15

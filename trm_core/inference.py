@@ -88,6 +88,7 @@ def load_run(
     config = read_config(run_dir)
     registry = registry or get_registry()
     task = registry.get("task", config.task)()
+    task.configure(dict(config.data.options))
     path = run_dir / "checkpoints" / "last.pt"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no checkpoint yet ({path} is missing)")

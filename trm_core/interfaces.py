@@ -277,6 +277,42 @@ class Task(ABC):
         Raises ValueError naming what is wrong with the text.
         """
 
+    def configure(self, options: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Adapt to the run's data options before any size or data is used.
+
+        Called with ``data.options`` before ``build_dataset`` and before the
+        model is sized, on every process and when a run is loaded again. A task
+        whose grid shape depends on its options (a maze's side) sets it here;
+        raise :class:`~trm_core.ConfigError` naming the key for a bad value.
+        Default: nothing.
+        """
+
+    def read_puzzles(self, text: str, source: str) -> list[tuple[str, np.ndarray]]:
+        """Every puzzle in a user's text (a file or standard input), for ``trm-solve``.
+
+        Returns:
+            ``[(where, [S] input tokens)]``; ``where`` names the puzzle for
+            messages (e.g. ``"puzzles.txt, line 3"``). Default: the whole text
+            is one puzzle, parsed by :meth:`parse_puzzle`. Raises ValueError
+            naming ``source`` and the place of the first bad puzzle.
+        """
+        try:
+            return [(source, self.parse_puzzle(text))]
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+
+    def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str] | None:
+        """What is wrong with a predicted answer, judged by the task's own rules.
+
+        Args:
+            inputs, prediction: [S] tokens (the puzzle and the model's answer).
+
+        Returns:
+            A list of problems (empty: a correct answer), or None when the task
+            cannot check answers without the solution (the default).
+        """
+        return None
+
 
 #: The plugin kinds, in listing order, with the interface each must subclass.
 KINDS: dict[str, type] = {

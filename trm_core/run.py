@@ -102,6 +102,7 @@ def data_dir_for(task_name: str, options: Mapping[str, Any], cache_dir: str | No
 def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tuple[RunConfig, Path]:
     """Build (or reuse) the task's data and complete the model's sizes from it."""
     data = mapping.get("data", {}) or {}
+    task.configure(dict(data.get("options", {}) or {}))
     target = data_dir_for(mapping["task"], data.get("options", {}), data.get("cache_dir"))
     if world.is_main:
         started = time.monotonic()

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from trm_core import Task, hookimpl
+from trm_core import DataError, Task, hookimpl
 
 from . import dataset
 from .augment import Augmentation
+from .check import check
 from .grid import VOCAB_SIZE, board, keeps_givens, parse_line, to_digits, to_tokens, valid_solutions
 from .presets import PRESETS
 from .render import draw_board
+from .sources import parse_lines
 
 __all__ = ["SudokuTask"]
 
@@ -77,6 +79,20 @@ class SudokuTask(Task):
 
     def parse_puzzle(self, text: str) -> np.ndarray:
         return to_tokens(parse_line(text))
+
+    def read_puzzles(self, text: str, source: str) -> list[tuple[str, np.ndarray]]:
+        """One 81-character puzzle a line (``.`` or ``0`` blank; ``#`` lines skipped)."""
+        try:
+            puzzles, numbers = parse_lines(source, text.splitlines())
+        except DataError as error:
+            raise ValueError(str(error)) from None
+        return [
+            (f"{source}, line {n}", to_tokens(p)) for n, p in zip(numbers, puzzles, strict=True)
+        ]
+
+    def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
+        """Blanks left, givens changed, digits repeated in a row, column or box."""
+        return check(to_digits(inputs).tolist(), to_digits(prediction).tolist())
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from trm_core import DataError
+from trm_core import DataError, hub_file
 
 from .grid import keeps_givens, parse_line, valid_solutions
 from .parallel import map_chunks
@@ -198,18 +198,4 @@ def read_list(path: str | os.PathLike, workers: int | None = None) -> Puzzles:
 
 def hub_csv(split: str, repo: str = HUB_REPO) -> Path:
     """Download ``<split>.csv`` of a Hub dataset (needs the ``hub`` extra and the network)."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise DataError(
-            f"reading {repo} from the Hugging Face Hub needs huggingface_hub: "
-            "pip install 'trm-plugin-sudoku[hub]', or download the CSV files and set "
-            "source: csv with path: FILE (or use source: generate, which works offline)"
-        ) from None
-    try:
-        return Path(hf_hub_download(repo, f"{split}.csv", repo_type="dataset"))
-    except Exception as error:  # network, auth or a missing file: say which and what to do
-        raise DataError(
-            f"cannot download {split}.csv of {repo} from the Hub ({type(error).__name__}: "
-            f"{error}); download it elsewhere and set source: csv with path: FILE"
-        ) from error
+    return hub_file(repo, f"{split}.csv", "trm-plugin-sudoku")

@@ -1,0 +1,46 @@
+"""Judging a Sudoku answer (what ``trm-solve`` prints under each answer).
+
+The answer is checked against the rules and the givens; the solver only says
+whether the puzzle itself has a solution. It never produces the answer.
+"""
+
+from __future__ import annotations
+
+from .solver import UNITS, solve
+
+UNIT_NAMES = (
+    [f"row {i + 1}" for i in range(9)]
+    + [f"column {i + 1}" for i in range(9)]
+    + [f"box {i + 1}" for i in range(9)]
+)
+
+
+def _cell(index: int) -> str:
+    return f"r{index // 9 + 1}c{index % 9 + 1}"
+
+
+def problems(puzzle: list[int], answer: list[int]) -> list[str]:
+    """What is wrong with ``answer`` for ``puzzle``: blanks, changed givens, broken rules."""
+    found = []
+    blanks = [i for i in range(81) if not answer[i]]
+    if blanks:
+        found.append(f"leaves {len(blanks)} cell(s) blank: {', '.join(map(_cell, blanks))}")
+    for i in range(81):
+        if puzzle[i] and answer[i] != puzzle[i]:
+            found.append(f"changes the given {puzzle[i]} at {_cell(i)} to {answer[i] or 'blank'}")
+    for name, unit in zip(UNIT_NAMES, UNITS, strict=True):
+        for digit in range(1, 10):
+            cells = [i for i in unit if answer[i] == digit]
+            if len(cells) > 1:
+                found.append(
+                    f"{name} has {digit} {len(cells)} times ({', '.join(map(_cell, cells))})"
+                )
+    return found
+
+
+def check(puzzle: list[int], answer: list[int]) -> list[str]:
+    """:func:`problems`, and a note when the puzzle itself has no solution."""
+    found = problems(puzzle, answer)
+    if found and solve(puzzle, limit=1).count == 0:
+        found.append("the puzzle itself has no solution")
+    return found

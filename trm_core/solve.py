@@ -1,0 +1,97 @@
+"""``trm-solve``: a trained run answers puzzles typed by a user, for any task.
+
+    trm-solve --run RUN_DIR PUZZLE|FILE|-
+
+The run's task reads the puzzles (``Task.read_puzzles``: a Sudoku a line, a
+maze a block of rows, ...), the run's model (EMA weights) answers them with
+every supervision step, each answer is printed with ``Task.render_text`` and
+then judged by the task's own rules (``Task.check_answer``), which never help
+produce it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SHOWN = 12  # problems listed per answer
+
+
+def read_text(argument: str) -> tuple[str, str, bool]:
+    """(text, source name, literal): ``-`` is standard input, an existing path a file,
+    anything else the puzzle itself."""
+    if argument == "-":
+        return sys.stdin.read(), "<stdin>", False
+    path = Path(argument)
+    if "\n" not in argument and path.is_file():
+        return path.read_text(), str(path), False
+    return argument, "the puzzle", True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="trm-solve",
+        description="Answer puzzles with a trained trm run; each answer is checked, never "
+        "helped, by the task's own rules.",
+    )
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a trm-run folder")
+    parser.add_argument(
+        "puzzle", metavar="PUZZLE",
+        help="the puzzle in the task's text format, a file of puzzles, or - for stdin",
+    )  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    args = parser.parse_args(argv)
+
+    import trm_core
+
+    try:
+        run = trm_core.load_run(args.run, device=args.device)
+        text, source, literal = read_text(args.puzzle)
+        try:
+            puzzles = run.task.read_puzzles(text, source)
+        except ValueError as error:
+            if literal and "\n" not in text:
+                raise ValueError(
+                    f"{args.puzzle!r} is neither a puzzle nor a file ({error})"
+                ) from None
+            raise
+    except (ValueError, OSError, trm_core.PluginError, trm_core.CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if literal and len(puzzles) == 1:
+        puzzles = [("the puzzle", puzzles[0][1])]
+    inputs = np.stack([tokens for _, tokens in puzzles])
+    predictions, _ = run.predict(inputs)
+    weights = "EMA weights" if run.ema else "weights"
+    print(
+        f"{run.run_dir} ({run.config.task}, step {run.step}, {weights}), {len(puzzles)} puzzle(s)"
+    )
+    valid, checked = 0, 0
+    for (where, puzzle), prediction in zip(puzzles, predictions, strict=True):
+        print(f"\n{where}:")
+        print(run.task.render_text(prediction))
+        problems = run.task.check_answer(puzzle, prediction)
+        if problems is None:
+            continue
+        checked += 1
+        if problems:
+            print(f"the answer is not valid ({len(problems)} problem(s)):")
+            for line in problems[:SHOWN]:
+                print(f"  - {line}")
+            if len(problems) > SHOWN:
+                print(f"  ... and {len(problems) - SHOWN} more")
+        else:
+            valid += 1
+            print("the answer is valid")
+    if checked:
+        print(f"\n{valid} of {checked} answers valid")
+    else:
+        print(f"\n(the {run.config.task} task cannot check answers without their solutions)")
+    return 0
+
+
+def solve_command() -> None:
+    raise SystemExit(main())
