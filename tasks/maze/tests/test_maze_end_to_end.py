@@ -1,0 +1,71 @@
+"""End to end on CPU: trm-run trains a small maze model that learns; trm-solve uses it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trm_core import read_split
+from trm_core.cli import run_main
+from trm_core.solve import main as solve_main
+
+# Small mazes, a small model and few supervision steps, so that a CPU learns in seconds.
+SETTINGS = [
+    "model.hidden_size=32", "model.cycles=1", "model.think_steps=2", "model.halt_max_steps=2",
+    "data.options.side=5", "data.augmentations=0",
+    "data.options.train.count=3000", "data.options.train.min_length=4",
+    "data.options.test.count=200", "data.options.test.min_length=4",
+    "train.global_batch_size=64", "train.steps=300", "train.lr=3e-3", "train.lr_warmup_steps=20",
+    "train.ema_rate=0.9", "train.log_interval=20",
+    "eval.interval_steps=150", "eval.batch_size=200", "eval.images=2",
+]  # fmt: skip
+MAZE = "S...#\n.#.#.\n...#.\n#.#..\n..G.#"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("maze")
+    sets = [arg for setting in SETTINGS for arg in ("--set", setting)]
+    sets += ["--set", f"data.cache_dir={root / 'data'}"]
+    code = run_main(["--task", "maze", "--mixer", "mlp", "--out", str(root / "runs"), *sets])
+    assert code == 0
+    [run_dir] = (root / "runs").iterdir()
+    return run_dir
+
+
+def test_the_run_learns_paths_beyond_copying_the_maze(trained_run):
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert config["task"] == "maze" and config["model"]["seq_len"] == 25
+    history = json.loads((trained_run / "metrics.json").read_text())
+    final = history[-1]["metrics"]
+    data = next((trained_run.parent.parent / "data").iterdir())
+    test = read_split(data / "test")
+    # Copying the maze and marking no path scores the share of non-path cells.
+    copying = float((np.asarray(test.labels) != 5).mean())
+    assert final["token_accuracy"] > copying + 0.02, (final, copying)
+    assert final["valid_path_accuracy"] > 0.05, final
+
+    events = EventAccumulator(str(trained_run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    loss = [s.value for s in events.Scalars("train/loss")]
+    assert np.mean(loss[-3:]) < 0.6 * np.mean(loss[:3]), loss
+    assert "eval/puzzle_0" in events.Tags()["images"]
+
+
+def test_trm_solve_answers_and_checks_a_typed_maze(trained_run, tmp_path, capsys):
+    path = tmp_path / "mazes.txt"
+    path.write_text(f"{MAZE}\n\n{MAZE.replace('.', ' ')}\n")
+    assert solve_main(["--run", str(trained_run), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}, maze 1 (line 1):" in out and f"{path}, maze 2 (line 7):" in out
+    assert ("the answer is valid" in out) or ("the answer is not valid" in out)
+    assert "of 2 answers valid" in out
+    path.write_text("S..\n.G.\n...\n")
+    assert solve_main(["--run", str(trained_run), str(path)]) == 2
+    assert "maze 1 (line 1): a 3x3 maze, but this task's mazes are 5x5" in capsys.readouterr().err

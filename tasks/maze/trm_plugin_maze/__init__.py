@@ -1,0 +1,115 @@
+"""trm-plugin-maze: Maze-Hard as a trm task (TRM_SPEC section 4).
+
+Registers the task ``maze`` through the ``trm`` entry-point group. Mazes come
+from the offline generator by default (any square side), or from Maze-Hard CSV
+files and the Hugging Face Hub (see :mod:`trm_plugin_maze.dataset`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_core import Task, hookimpl
+
+from . import augment, dataset
+from .check import problems
+from .grid import VOCAB_SIZE, parse_maze, side_of, to_text
+from .paths import valid_paths
+from .presets import PRESETS
+from .render import draw_maze
+
+__all__ = ["MazeTask"]
+
+
+class MazeTask(Task):
+    """Mark a shortest path from S to G through a square maze.
+
+    Tokens: PAD 0, then ``# SGo`` as 1..5 (vocabulary 6); every cell is
+    scored, one puzzle identifier for all mazes. The side (30 for Maze-Hard)
+    comes from ``data.options.side``.
+    """
+
+    def __init__(self) -> None:
+        self.side = dataset.MazeOptions().side
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.side, self.side)
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        self.side = dataset.parse_options(dict(options)).side
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return PRESETS
+
+    def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
+        return dataset.build(dict(options), Path(out_dir))
+
+    def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
+        transform = augment.transform_of(seed)
+        return augment.apply(inputs, transform), augment.apply(labels, transform)
+
+    def inverse_augment(self, tokens: np.ndarray, seed: int) -> np.ndarray:
+        return augment.invert(tokens, augment.transform_of(seed))
+
+    def metrics(self, inputs, labels, predictions) -> dict[str, float]:
+        """``valid_path_accuracy``: a shortest S-G path marked, whatever tie it takes.
+
+        Exact accuracy (equal to the label, whose tie-break is fixed) and token
+        accuracy come from the engine.
+        """
+        if len(inputs) == 0:
+            return {"valid_path_accuracy": 0.0}
+        return {"valid_path_accuracy": float(valid_paths(inputs, predictions).mean())}
+
+    def render_text(self, tokens: np.ndarray) -> str:
+        return to_text(tokens)
+
+    def render_image(self, inputs, prediction, target) -> np.ndarray:
+        return draw_maze(inputs, prediction, target)
+
+    def parse_puzzle(self, text: str) -> np.ndarray:
+        tokens = parse_maze(text)
+        side = side_of(len(tokens))
+        if side != self.side:
+            raise ValueError(f"a {side}x{side} maze, but this task's mazes are "
+                             f"{self.side}x{self.side}")  # fmt: skip
+        return tokens
+
+    def read_puzzles(self, text: str, source: str) -> list[tuple[str, np.ndarray]]:
+        """Mazes as rows of ``#``, space or ``.``, ``S``, ``G``, separated by empty lines."""
+        lines = text.replace("\r", "").split("\n")
+        blocks, first = [], None
+        for number, line in enumerate([*lines, ""], start=1):
+            if line == "" and first is not None:
+                blocks.append((first, "\n".join(lines[first - 1 : number - 1])))
+                first = None
+            elif line != "" and first is None:
+                first = number
+        if not blocks:
+            raise ValueError(f"{source}: no maze")
+        mazes = []
+        for index, (line, block) in enumerate(blocks, start=1):
+            where = f"{source}, maze {index} (line {line})"
+            try:
+                mazes.append((where, self.parse_puzzle(block)))
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+        return mazes
+
+    def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
+        """Changed cells, path cells on walls, a path that breaks or is not the shortest."""
+        return problems(inputs, prediction)
+
+
+@hookimpl
+def register_tasks(register):
+    register("maze", MazeTask)

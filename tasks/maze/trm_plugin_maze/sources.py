@@ -1,0 +1,123 @@
+"""Maze-Hard CSV files: ``source,question,answer,rating``, one maze a row.
+
+``question`` and ``answer`` are the grid's rows concatenated (900 characters
+for 30x30) over the charset ``# SGo``. Every bad row fails with
+:class:`MazeFileError` naming the file, the line and the reason: field count,
+length, an unknown character, S or G missing or repeated, an answer that
+changes the maze, or an answer whose ``o`` cells are not a shortest S-G path.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from trm_core import DataError
+
+from .grid import GOAL, OPEN, PATH, START, encode_row, side_of
+from .paths import shortest_lengths, valid_paths
+
+CSV_HEADER = ["source", "question", "answer", "rating"]
+
+
+class MazeFileError(DataError):
+    """A maze file with a bad row (the message names file, line and reason)."""
+
+
+@attrs.frozen(eq=False)
+class Mazes:
+    puzzles: np.ndarray  # [N, side*side] tokens
+    labels: np.ndarray  # [N, side*side] tokens, the path marked
+    lines: np.ndarray  # [N] the line each maze came from (1-based; generated: 1..N)
+    lengths: np.ndarray  # [N] moves on a shortest S-G path
+    candidates: int = 0  # generated: candidate mazes tried
+
+    def __len__(self) -> int:
+        return len(self.puzzles)
+
+    def take(self, index: np.ndarray) -> Mazes:
+        return Mazes(
+            self.puzzles[index], self.labels[index], self.lines[index], self.lengths[index]
+        )
+
+
+def _cell(index: int, side: int) -> str:
+    return f"row {index // side + 1}, column {index % side + 1}"
+
+
+def check_row(question: str, answer: str, side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A row's (puzzle, label) tokens; ValueError says what is wrong."""
+    if side is None:
+        side = side_of(len(question)) if len(question) else 0
+    cells = side * side
+    tokens = []
+    for name, text in (("question", question), ("answer", answer)):
+        if len(text) != cells:
+            raise ValueError(f"{name} has {len(text)} characters, expected {cells} ({side}x{side})")
+        try:
+            tokens.append(encode_row(text))
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+    puzzle, label = tokens
+    for token, name in ((START, "S"), (GOAL, "G")):
+        count = int((puzzle == token).sum())
+        if count != 1:
+            raise ValueError(f"question has {count} {name} cells, expected exactly one")
+    if (puzzle == PATH).any():
+        where = _cell(int(np.argmax(puzzle == PATH)), side)
+        raise ValueError(f"question has a path cell 'o' at {where}")
+    changed = np.flatnonzero(np.where(label == PATH, puzzle != OPEN, label != puzzle))
+    if len(changed):
+        raise ValueError(f"answer changes the maze at {_cell(int(changed[0]), side)}")
+    return puzzle, label
+
+
+def read_csv(path: str | os.PathLike, side: int | None = None) -> Mazes:
+    """A Maze-Hard-format CSV (a header row naming the columns comes first).
+
+    Args:
+        side: every maze must be side x side (None: the first row's size, which
+            must be a square).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MazeFileError(f"{path}: no such file")
+    puzzles, labels, lines = [], [], []
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != CSV_HEADER:
+            raise MazeFileError(
+                f"{path}, line 1: expected the header {','.join(CSV_HEADER)}, got {header}"
+            )
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != 4:
+                raise MazeFileError(f"{path}, line {line}: expected 4 fields, got {len(row)}")
+            try:
+                if side is None:
+                    side = side_of(len(row[1]))
+                puzzle, label = check_row(row[1], row[2], side)
+            except ValueError as error:
+                raise MazeFileError(f"{path}, line {line}: {error}") from None
+            puzzles.append(puzzle)
+            labels.append(label)
+            lines.append(line)
+    if not puzzles:
+        raise MazeFileError(f"{path}: no mazes")
+    puzzles, labels, lines = np.stack(puzzles), np.stack(labels), np.asarray(lines)
+    lengths = shortest_lengths(puzzles)
+    for index in np.flatnonzero(lengths < 0)[:1]:
+        raise MazeFileError(f"{path}, line {lines[index]}: G cannot be reached from S")
+    for index in np.flatnonzero(~valid_paths(puzzles, labels))[:1]:
+        raise MazeFileError(
+            f"{path}, line {lines[index]}: the answer's 'o' cells are not a shortest path "
+            f"from S to G ({lengths[index]} moves)"
+        )
+    return Mazes(puzzles, labels, lines, lengths)
