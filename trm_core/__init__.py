@@ -15,7 +15,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, ModelConfig, RunConfig, structure
-from .data import DataError, Split, hub_file, mix_seed, read_split, write_split
+from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .inference import LoadedRun, load_run
 from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
@@ -73,6 +73,7 @@ __all__ = [
     "__version__",
     "apply_rotary",
     "build_model",
+    "csv_rows",
     "get_registry",
     "hookimpl",
     "hookspec",

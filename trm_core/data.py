@@ -10,11 +10,12 @@ and resumes from its position.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,32 @@ def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
                 f"{path}: token {top} outside the task's vocabulary of {task.vocab_size}"
             )
     return split
+
+
+def csv_rows(
+    path: str | os.PathLike, header: Sequence[str], error: type[DataError] = DataError
+) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every non-empty row of a CSV file after its header.
+
+    A missing file, a first row that is not ``header``, or a row with another
+    number of fields raises ``error`` naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        first = next(reader, None)
+        if first is None or [name.strip() for name in first] != list(header):
+            raise error(f"{path}, line 1: expected the header {','.join(header)}, got {first}")
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise error(
+                    f"{path}, line {reader.line_num}: expected {len(header)} fields, got {len(row)}"
+                )
+            yield reader.line_num, row
 
 
 def hub_file(repo: str, filename: str, distribution: str) -> Path:

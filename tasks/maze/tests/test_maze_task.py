@@ -109,7 +109,11 @@ def test_presets_are_valid_run_configs(name):
     side = mapping["data"]["options"]["side"]
     mapping["model"].update(vocab_size=6, seq_len=side * side)
     config = build_run_config(mapping)
-    assert config.task == "maze" and config.model.mixer == "attention"
+    assert config.task == "maze"
+    assert config.model.mixer == ("mlp" if name == "cpu" else "attention")
+    if name == "cpu":
+        assert (side, config.data.augmentations, config.model.halt_max_steps) == (7, 0, 2)
+        assert resolve("maze", preset=name, mixer="attention")[0]["model"]["positions"] == "rope"
     if name == "paper":
         assert side == 30 and config.model.positions == "rope"
         # 50,000 reference epochs of 1,000 mazes at batch 768; evaluation every 5,000.

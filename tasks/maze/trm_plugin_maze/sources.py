@@ -9,14 +9,12 @@ changes the maze, or an answer whose ``o`` cells are not a shortest S-G path.
 
 from __future__ import annotations
 
-import csv
 import os
-from pathlib import Path
 
 import attrs
 import numpy as np
 
-from trm_core import DataError
+from trm_core import DataError, csv_rows
 
 from .grid import GOAL, OPEN, PATH, START, encode_row, side_of
 from .paths import shortest_lengths, valid_paths
@@ -83,32 +81,17 @@ def read_csv(path: str | os.PathLike, side: int | None = None) -> Mazes:
         side: every maze must be side x side (None: the first row's size, which
             must be a square).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MazeFileError(f"{path}: no such file")
     puzzles, labels, lines = [], [], []
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != CSV_HEADER:
-            raise MazeFileError(
-                f"{path}, line 1: expected the header {','.join(CSV_HEADER)}, got {header}"
-            )
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != 4:
-                raise MazeFileError(f"{path}, line {line}: expected 4 fields, got {len(row)}")
-            try:
-                if side is None:
-                    side = side_of(len(row[1]))
-                puzzle, label = check_row(row[1], row[2], side)
-            except ValueError as error:
-                raise MazeFileError(f"{path}, line {line}: {error}") from None
-            puzzles.append(puzzle)
-            labels.append(label)
-            lines.append(line)
+    for line, row in csv_rows(path, CSV_HEADER, MazeFileError):
+        try:
+            if side is None:
+                side = side_of(len(row[1]))
+            puzzle, label = check_row(row[1], row[2], side)
+        except ValueError as error:
+            raise MazeFileError(f"{path}, line {line}: {error}") from None
+        puzzles.append(puzzle)
+        labels.append(label)
+        lines.append(line)
     if not puzzles:
         raise MazeFileError(f"{path}: no mazes")
     puzzles, labels, lines = np.stack(puzzles), np.stack(labels), np.asarray(lines)

@@ -8,7 +8,6 @@ answer that breaks a rule or changes a given.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from trm_core import DataError, hub_file
+from trm_core import DataError, csv_rows, hub_file
 
 from .grid import keeps_givens, parse_line, valid_solutions
 from .parallel import map_chunks
@@ -120,40 +119,25 @@ def read_csv(
             solution (the given answer is always checked against the rules and
             the givens; proving uniqueness costs a few ms a puzzle).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PuzzleFileError(f"{path}: no such file")
     puzzles, solutions, lines, ratings = [], [], [], []
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != CSV_HEADER:
+    for line, row in csv_rows(path, CSV_HEADER, PuzzleFileError):
+        _, question, answer, rating_text = row
+        try:
+            rating = int(rating_text)
+        except ValueError:
             raise PuzzleFileError(
-                f"{path}, line 1: expected the header {','.join(CSV_HEADER)}, got {header}"
-            )
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != 4:
-                raise PuzzleFileError(f"{path}, line {line}: expected 4 fields, got {len(row)}")
-            _, question, answer, rating_text = row
+                f"{path}, line {line}: rating {rating_text!r} is not an integer"
+            ) from None
+        if min_difficulty is not None and rating < min_difficulty:
+            continue
+        for name, text in (("question", question), ("answer", answer)):
             try:
-                rating = int(rating_text)
-            except ValueError:
-                raise PuzzleFileError(
-                    f"{path}, line {line}: rating {rating_text!r} is not an integer"
-                ) from None
-            if min_difficulty is not None and rating < min_difficulty:
-                continue
-            for name, text in (("question", question), ("answer", answer)):
-                try:
-                    digits = parse_line(text)
-                except ValueError as error:
-                    raise PuzzleFileError(f"{path}, line {line}: {name}: {error}") from None
-                (puzzles if name == "question" else solutions).append(digits)
-            lines.append(line)
-            ratings.append(rating)
+                digits = parse_line(text)
+            except ValueError as error:
+                raise PuzzleFileError(f"{path}, line {line}: {name}: {error}") from None
+            (puzzles if name == "question" else solutions).append(digits)
+        lines.append(line)
+        ratings.append(rating)
     if not puzzles:
         raise PuzzleFileError(f"{path}: no puzzles (after min_difficulty={min_difficulty})")
     found = Puzzles(
