@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import GOAL, OPEN, PATH, START, side_of
-from .paths import distances, shortest_lengths
+from .grid import OPEN, PATH, side_of
+from .paths import path_reach
 
 SHOWN = 5  # cells listed per problem
 
@@ -21,7 +21,7 @@ def problems(inputs: np.ndarray, answer: np.ndarray) -> list[str]:
     inputs, answer = np.asarray(inputs), np.asarray(answer)
     side = side_of(len(inputs))
     found = []
-    shortest = int(shortest_lengths(inputs[None])[0])
+    shortest, reached = (int(value[0]) for value in path_reach(inputs[None], answer[None]))
     if shortest < 0:
         return ["G cannot be reached from S in this maze"]
     marked = answer == PATH
@@ -32,10 +32,6 @@ def problems(inputs: np.ndarray, answer: np.ndarray) -> list[str]:
     if len(blocked):
         found.append(f"marks a path through walls, S or G at {_cells(blocked, side)}")
     steps = int(marked.sum()) + 1
-    on_path = (marked & (inputs == OPEN)) | (inputs == START) | (inputs == GOAL)
-    grid = inputs.reshape(1, side, side)
-    along = distances(on_path.reshape(1, side, side), grid == START)[0].ravel()
-    reached = int(along[int(np.argmax(inputs == GOAL))])
     if reached < 0:
         found.append("the marked cells do not connect S to G")
     elif reached > shortest:

@@ -105,6 +105,21 @@ def solve(tokens: np.ndarray) -> np.ndarray:
     return np.where(path, PATH, tokens).astype(tokens.dtype)
 
 
+def path_reach(inputs: np.ndarray, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For N mazes and answers: (moves on a shortest S-G path of the maze, moves from S to
+    G stepping only on the answer's ``o`` cells that are open in the maze); -1 for none.
+    """
+    inputs, answers = np.asarray(inputs), np.asarray(answers)
+    count, length = inputs.shape
+    side = side_of(length)
+    grid = inputs.reshape(count, side, side)
+    marked = (answers == PATH) & (inputs == OPEN)
+    on_path = marked.reshape(count, side, side) | (grid == START) | (grid == GOAL)
+    along = distances(on_path, grid == START).reshape(count, -1)
+    reached = along[np.arange(count), (inputs == GOAL).argmax(1)]
+    return shortest_lengths(inputs), reached
+
+
 def valid_paths(inputs: np.ndarray, answers: np.ndarray) -> np.ndarray:
     """[N] bool: the answer is the maze with a shortest S-G path marked, whatever tie it takes.
 
@@ -113,14 +128,7 @@ def valid_paths(inputs: np.ndarray, answers: np.ndarray) -> np.ndarray:
     shortest length (so exactly length - 1 of them, all on that path).
     """
     inputs, answers = np.asarray(inputs), np.asarray(answers)
-    count, length = inputs.shape
-    side = side_of(length)
     marked = answers == PATH
     keeps = np.where(marked, inputs == OPEN, answers == inputs).all(1)
-    shortest = shortest_lengths(inputs)
-    grid = inputs.reshape(count, side, side)
-    on_path = marked.reshape(count, side, side) | (grid == START) | (grid == GOAL)
-    along = distances(on_path, grid == START).reshape(count, -1)
-    goals = (inputs == GOAL).argmax(1)
-    reached = along[np.arange(count), goals]
+    shortest, reached = path_reach(inputs, answers)
     return keeps & (shortest > 0) & (reached == shortest) & (marked.sum(1) == shortest - 1)
