@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .checkpoint import (
     CheckpointError,
+    atomic_write_text,
     load_checkpoint,
     load_reference_checkpoint,
     read_checkpoint,
@@ -72,6 +73,7 @@ __all__ = [
     "UnknownPluginError",
     "__version__",
     "apply_rotary",
+    "atomic_write_text",
     "build_model",
     "csv_rows",
     "get_registry",

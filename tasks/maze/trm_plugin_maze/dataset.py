@@ -26,10 +26,19 @@ from typing import Any
 import attrs
 import numpy as np
 
-from trm_core import ConfigError, DataError, hub_file, mix_seed, read_split, structure, write_split
+from trm_core import (
+    ConfigError,
+    DataError,
+    atomic_write_text,
+    hub_file,
+    mix_seed,
+    read_split,
+    structure,
+    write_split,
+)
 
 from .augment import canonical
-from .generate import MazeSpec, generate
+from .generate import MAX_SIDE, MazeSpec, generate
 from .sources import Mazes, read_csv
 
 SOURCES = ("generate", "csv", "hub")
@@ -73,8 +82,8 @@ def parse_options(options: dict[str, Any]) -> MazeOptions:
     """Strictly check ``data.options`` (a typo names the nearest valid key)."""
     where = "data.options"
     top = structure(MazeOptions, dict(options), where)
-    if not 3 <= top.side <= 64:
-        raise ConfigError(f"{where}.side: {top.side} is outside 3..64")
+    if not 3 <= top.side <= MAX_SIDE:
+        raise ConfigError(f"{where}.side: {top.side} is outside 3..{MAX_SIDE}")
     for name in ("train", "test"):
         value = getattr(top, name)
         if isinstance(value, dict):
@@ -172,9 +181,7 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
         summary["splits"][name] = {"examples": len(found), **_describe(found, split)}
     summary["seconds"] = round(time.monotonic() - started, 1)
     # Written last, atomically: its presence marks the data set complete.
-    staging = out_dir / ".dataset.json.tmp"
-    staging.write_text(json.dumps(summary, indent=2, default=str))
-    staging.replace(out_dir / "dataset.json")
+    atomic_write_text(out_dir / "dataset.json", json.dumps(summary, indent=2, default=str))
     _say(f"  built in {summary['seconds']}s: train {len(train)}, test {len(test)}")
     return out_dir
 

@@ -19,7 +19,6 @@ transform (under the training augmentations) of a training puzzle.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
@@ -30,7 +29,15 @@ from typing import Any
 import attrs
 import numpy as np
 
-from trm_core import ConfigError, DataError, mix_seed, read_split, structure, write_split
+from trm_core import (
+    ConfigError,
+    DataError,
+    atomic_write_text,
+    mix_seed,
+    read_split,
+    structure,
+    write_split,
+)
 
 from .generate import Generated, PuzzleSpec, disjoint, generate
 from .grid import to_tokens
@@ -217,9 +224,7 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
         summary["splits"][name] = {"examples": len(found), **_describe(found, split)}
     summary["seconds"] = round(time.monotonic() - started, 1)
     # Written last, atomically: its presence marks the data set complete.
-    staging = out_dir / ".dataset.json.tmp"
-    staging.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(staging, out_dir / "dataset.json")
+    atomic_write_text(out_dir / "dataset.json", json.dumps(summary, indent=2, default=str))
     _say(f"  built in {summary['seconds']}s: " + ", ".join(
         f"{name} {info['examples']}" for name, info in summary["splits"].items()
     ))  # fmt: skip
