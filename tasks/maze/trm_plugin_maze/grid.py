@@ -88,8 +88,13 @@ def parse_maze(text: str) -> np.ndarray:
                 raise ValueError(f"row {number}, column {column}: {char!r}: {what}")
         rows.append(row)
     tokens = np.asarray(rows, dtype=np.uint8).ravel()
+    check_ends(tokens, "the maze")
+    return tokens
+
+
+def check_ends(tokens: np.ndarray, what: str) -> None:
+    """ValueError unless ``tokens`` hold exactly one S and one G (``what`` names the grid)."""
     for token, name in ((START, "S"), (GOAL, "G")):
         count = int((tokens == token).sum())
         if count != 1:
-            raise ValueError(f"the maze has {count} {name} cells; it needs exactly one")
-    return tokens
+            raise ValueError(f"{what} has {count} {name} cells, expected exactly one")

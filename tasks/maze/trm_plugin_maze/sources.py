@@ -16,7 +16,7 @@ import numpy as np
 
 from trm_core import DataError, csv_rows
 
-from .grid import GOAL, OPEN, PATH, START, encode_row, side_of
+from .grid import OPEN, PATH, check_ends, encode_row, side_of
 from .paths import shortest_lengths, valid_paths
 
 CSV_HEADER = ["source", "question", "answer", "rating"]
@@ -47,10 +47,8 @@ def _cell(index: int, side: int) -> str:
     return f"row {index // side + 1}, column {index % side + 1}"
 
 
-def check_row(question: str, answer: str, side: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """A row's (puzzle, label) tokens; ValueError says what is wrong."""
-    if side is None:
-        side = side_of(len(question)) if len(question) else 0
+def check_row(question: str, answer: str, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A row's (puzzle, label) tokens for a side x side maze; ValueError says what is wrong."""
     cells = side * side
     tokens = []
     for name, text in (("question", question), ("answer", answer)):
@@ -61,10 +59,7 @@ def check_row(question: str, answer: str, side: int | None) -> tuple[np.ndarray,
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
     puzzle, label = tokens
-    for token, name in ((START, "S"), (GOAL, "G")):
-        count = int((puzzle == token).sum())
-        if count != 1:
-            raise ValueError(f"question has {count} {name} cells, expected exactly one")
+    check_ends(puzzle, "question")
     if (puzzle == PATH).any():
         where = _cell(int(np.argmax(puzzle == PATH)), side)
         raise ValueError(f"question has a path cell 'o' at {where}")
