@@ -318,3 +318,33 @@ def test_eval_batches_cover_each_example_once_across_ranks(split, world_size, ba
             )
     total = N if limit is None else min(limit, N)
     assert sorted(seen) == list(range(total))
+
+
+class RenamingTask(ReverseTask):
+    """Every variant is a puzzle of its own: identifier 100 * variant + the stored one."""
+
+    def training_example(self, split, index, variant, seed):
+        inputs, labels, identifier = super().training_example(split, index, 0, seed)
+        return inputs, labels, 100 * variant + identifier
+
+
+def test_a_task_may_serve_each_variant_under_its_own_puzzle_identifier(tmp_path):
+    inputs, labels, identifiers = _arrays()
+    path = write_split(tmp_path / "train", inputs, labels, identifiers, variants=4)
+    split = read_split(path)
+    assert split.metadata["variants"] == 4
+    sampler = TrainSampler(split, RenamingTask(), EPOCH, AUGMENTATIONS, seed=SEED)
+    batch = sampler.next_batch(CPU)
+    served = Counter(batch["puzzle_identifiers"].tolist())
+    # one epoch: every example once under each of its 4 identifiers
+    assert served == Counter(100 * v + 1 + e for e in range(N) for v in range(4))
+    rows = batch["inputs"].numpy()
+    for row, identifier in zip(rows, batch["puzzle_identifiers"].tolist(), strict=True):
+        np.testing.assert_array_equal(row, inputs[identifier % 100 - 1])
+
+
+def test_a_split_with_fixed_variants_refuses_another_augmentation_count(tmp_path):
+    inputs, labels, identifiers = _arrays()
+    split = read_split(write_split(tmp_path / "train", inputs, labels, identifiers, variants=10))
+    with pytest.raises(DataError, match=r"data\.augmentations must be 9, not 3"):
+        TrainSampler(split, RenamingTask(), 8, AUGMENTATIONS)

@@ -200,3 +200,41 @@ def test_extra_splits_are_scored_at_the_end_and_load_run_predicts(reverse, capsy
     assert float((predictions == labels).mean()) == pytest.approx(final["token_accuracy"])
     with pytest.raises(ValueError, match=r"inputs must be \[N, 8\]"):
         loaded.predict(np.zeros((2, 9), dtype=np.int64))
+
+
+def test_the_task_scores_each_evaluation_and_writes_into_the_run_folder(
+    reverse, monkeypatch, capsys
+):
+    seen = []
+
+    def evaluate_predictions(self, split, rows, predictions, halt_logits, out_dir, images):
+        seen.append((split.path.name, len(rows), halt_logits.shape, out_dir))
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "answers.txt").write_text(str(len(rows)))
+        return {"answered": float(len(rows))}, []
+
+    monkeypatch.setattr(tiny_task.ReverseTask, "evaluate_predictions", evaluate_predictions)
+    argv = ["--task", "reverse", "--out", str(reverse), "--set", "train.steps=20"]
+    assert run_main([*argv, "--set", "data.options.extra=48"]) == 0
+    run = _only_run(reverse)
+    assert seen == [("test", 64, (64,), run), ("more", 48, (48,), run / "more")]
+    assert (run / "answers.txt").read_text() == "64" and (run / "more/answers.txt").exists()
+    final = json.loads((run / "metrics.json").read_text())[-1]["metrics"]
+    assert final["answered"] == 64 and final["more/answered"] == 48
+    assert "eval/puzzle_0" not in _events(run).Tags()["images"]  # the task drew none
+
+    (run / "answers.txt").unlink()
+    capsys.readouterr()
+    assert eval_main(["--run", str(run), "--max-examples", "10"]) == 0
+    assert seen[-2] == ("test", 10, (10,), run) and (run / "answers.txt").read_text() == "10"
+
+
+def test_rows_with_hidden_answers_are_left_out_of_the_accuracies():
+    from trm_core.evaluate import score
+
+    labels = np.array([[3, 4], [0, 0], [3, 0]])
+    prediction = np.array([[3, 4], [1, 1], [2, 2]])
+    metrics = score(prediction, labels, np.array([1.0, 1.0, -1.0]), ignore_id=0)
+    assert metrics == {"token_accuracy": 0.5, "exact_accuracy": 0.5, "halt_accuracy": 1.0}
+    assert score(prediction[1:2], labels[1:2], None, ignore_id=0) == {}

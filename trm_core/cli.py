@@ -169,6 +169,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def _run(args: argparse.Namespace) -> int:
     from .config import ConfigError, unstructure
     from .distributed import init_world
+    from .layers import PuzzleEmbedding
     from .monitor import Progress, format_duration
     from .registry import get_registry
     from .run import new_run_dir, prepare, read_config, resolve, write_config
@@ -228,6 +229,15 @@ def _run(args: argparse.Namespace) -> int:
         f"train {len(trainer.train_split)} x {config.data.augmentations + 1} variants, "
         f"test {len(trainer.test_split)}"
     )
+    for name, module in model.named_modules():
+        if isinstance(module, PuzzleEmbedding):
+            table = module.weights
+            say(
+                f"puzzle embeddings: {table.shape[0]:,} x {table.shape[1]} "
+                f"{str(table.dtype).removeprefix('torch.')} = "
+                f"{table.numel() * table.element_size() / 2**20:,.1f} MiB ({name}: a buffer "
+                "trained by sign-SGD, saved once per checkpoint, no EMA copy or optimiser state)"
+            )
     started = time.monotonic()
     budget = None if args.time_budget is None else args.time_budget * 60
     final = trainer.fit(max_steps=args.max_steps, time_budget=budget)
@@ -275,7 +285,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         config, data_dir = prepare(mapping, task, world, log=lambda *a: None)
         trainer = Trainer(config, task, data_dir, world, None, registry)
         trainer.load(run_dir / "checkpoints" / "last.pt")
-        metrics = trainer.evaluate(final=True)
+        metrics = trainer.evaluate(final=True, out_dir=run_dir)
     except _user_errors() as error:
         return _fail(str(error))
     if args.json:

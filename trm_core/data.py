@@ -206,7 +206,10 @@ class TrainSampler:
     """Endless, resumable, rank-sharded batches of (augmented) training examples.
 
     An epoch visits every example once per augmentation index 0..augmentations
-    (0 = the original) in an order shuffled from (seed, epoch). Each global
+    (0 = the original) in an order shuffled from (seed, epoch); the task's
+    ``training_example`` makes each row. A split whose metadata says
+    ``variants`` (its task fixes how many each example has) needs
+    ``augmentations == variants - 1``. Each global
     batch of ``global_batch_size`` is cut into equal per-rank slices.
     """
 
@@ -227,6 +230,13 @@ class TrainSampler:
             )
         if len(split) == 0:
             raise DataError(f"{split.path}: no training examples")
+        variants = split.metadata.get("variants")
+        if variants is not None and augmentations != variants - 1:
+            raise DataError(
+                f"{split.path}: its examples come in {variants} variants (the task's data "
+                f"options fix them), so data.augmentations must be {variants - 1}, "
+                f"not {augmentations}"
+            )
         self.split, self.task = split, task
         self.global_batch_size, self.local_batch_size = (
             global_batch_size,
@@ -272,12 +282,11 @@ class TrainSampler:
         examples, variants = local % count, local // count
         inputs = np.array(self.split.inputs[examples])
         labels = np.array(self.split.labels[examples])
+        identifiers = np.array(self.split.puzzle_identifiers[examples])
         for row, (example, variant) in enumerate(zip(examples, variants, strict=True)):
-            if variant:
-                inputs[row], labels[row] = self.task.augment(
-                    inputs[row], labels[row], mix_seed(self.seed, example, variant)
-                )
-        identifiers = self.split.puzzle_identifiers[examples]
+            inputs[row], labels[row], identifiers[row] = self.task.training_example(
+                self.split, int(example), int(variant), mix_seed(self.seed, example, variant)
+            )
         return to_batch(inputs, labels, identifiers, self.task.ignore_label_id, device)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:

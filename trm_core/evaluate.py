@@ -7,6 +7,8 @@ reported after each number of supervision steps: accuracy against compute.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import numpy as np
 import torch
@@ -32,9 +34,18 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    model: TRMModel, task: Task, split: Split, config: RunConfig, world: World
+    model: TRMModel,
+    task: Task,
+    split: Split,
+    config: RunConfig,
+    world: World,
+    out_dir: Path | None = None,
 ) -> EvalResult:
-    """Run the model over (a prefix of) ``split``; every rank takes its share."""
+    """Run the model over (a prefix of) ``split``; every rank takes its share.
+
+    The task scores the predictions too (``Task.evaluate_predictions``) and may
+    write its outputs into ``out_dir`` (rank 0 only).
+    """
     model.eval()
     max_steps = model.config.halt_max_steps
     early = config.eval.early_halting
@@ -95,9 +106,12 @@ def evaluate(
         return np.concatenate([g[key] for g in gathered])[order]
 
     prediction, halt_logits = merged("predictions"), merged("halts")
-    inputs, labels = np.asarray(split.inputs[rows]), np.asarray(split.labels[rows])
+    labels = np.asarray(split.labels[rows])
     metrics = score(prediction, labels, halt_logits, task.ignore_label_id)
-    metrics.update(task.metrics(inputs, labels, prediction))
+    task_metrics, images = task.evaluate_predictions(
+        split, rows, prediction, halt_logits, out_dir, config.eval.images
+    )
+    metrics.update(task_metrics)
     metrics["examples"] = float(len(rows))
     by_step = None
     if early and len(rows):
@@ -106,10 +120,6 @@ def evaluate(
         metrics["early_halting/mean_steps"] = float(merged("early_steps").mean())
         total = sum(g["correct_by_step"] for g in gathered)
         by_step = [float(value) / len(rows) for value in total]
-    images = [
-        task.render_image(inputs[i], prediction[i], labels[i])
-        for i in range(min(config.eval.images, len(rows)))
-    ]
     return EvalResult(metrics, images, prediction, halt_logits, by_step)
 
 
@@ -118,12 +128,21 @@ def score(
 ) -> dict[str, float]:
     """Token and exact accuracy (and halting accuracy) over scored positions.
 
+    Rows with no scored position (a test set whose answers are hidden) are left
+    out; with none left the result is empty.
+
     Args:
         prediction, labels: [N, S] tokens; labels equal to ``ignore_id`` are not scored.
         halt_logits: [N] or None.
     """
     if len(labels) == 0:
         return {"token_accuracy": 0.0, "exact_accuracy": 0.0}
+    known = (labels != ignore_id).any(-1)
+    if not known.all():
+        if not known.any():
+            return {}
+        prediction, labels = prediction[known], labels[known]
+        halt_logits = None if halt_logits is None else halt_logits[known]
     scored = labels != ignore_id
     correct = (prediction == labels) & scored
     counts = np.maximum(scored.sum(-1), 1)

@@ -14,12 +14,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from torch import Tensor, nn
 
 from .config import ModelConfig
+
+if TYPE_CHECKING:
+    from .data import Split
 
 #: Rotary position tables ``(cos, sin)``, each [L, head_dim] float32, or None.
 Rotary = tuple[Tensor, Tensor] | None
@@ -300,6 +303,64 @@ class Task(ABC):
             return [(source, self.parse_puzzle(text))]
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
+
+    def training_example(
+        self, split: Split, index: int, variant: int, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """One training row as the sampler serves it.
+
+        Args:
+            split: the training split.
+            index: the example's row in ``split``.
+            variant: 0 for the original, 1..``data.augmentations`` for an
+                augmented variant (each drawn once per epoch).
+            seed: ``mix_seed(train.seed, index, variant)``.
+
+        Returns:
+            ``(inputs [S], labels [S], puzzle identifier)``. Default: the stored
+            row, through :meth:`augment` with ``seed`` when ``variant`` > 0, with
+            its stored identifier. A task whose augmented variants are puzzles
+            of their own (ARC: one identifier per augmentation) overrides this.
+        """
+        inputs, labels = np.array(split.inputs[index]), np.array(split.labels[index])
+        if variant:
+            inputs, labels = self.augment(inputs, labels, seed)
+        return inputs, labels, int(split.puzzle_identifiers[index])
+
+    def evaluate_predictions(
+        self,
+        split: Split,
+        rows: np.ndarray,
+        predictions: np.ndarray,
+        halt_logits: np.ndarray,
+        out_dir: Path | None,
+        images: int,
+    ) -> tuple[dict[str, float], list[np.ndarray]]:
+        """Task-specific scores (and pictures) of one evaluation of ``split``.
+
+        Args:
+            split: the evaluated split.
+            rows: [N] the rows evaluated (ascending; a prefix under
+                ``eval.max_examples``).
+            predictions: [N, S] predicted tokens of those rows.
+            halt_logits: [N] final halt logits.
+            out_dir: the run folder (for an extra split, its ``<name>/``
+                subfolder) where the task may write outputs, e.g. ARC's
+                ``submission.json``; None when nothing should be written.
+            images: how many pictures to return (``eval.images``).
+
+        Returns:
+            ``(metrics, images)``: metrics added beside the engine's token and
+            exact accuracy, and RGB images [H, W, 3] uint8 for TensorBoard.
+            Default: :meth:`metrics` over the rows, and :meth:`render_image` of
+            the first ``images`` rows.
+        """
+        inputs, labels = np.asarray(split.inputs[rows]), np.asarray(split.labels[rows])
+        pictures = [
+            self.render_image(inputs[i], predictions[i], labels[i])
+            for i in range(min(images, len(rows)))
+        ]
+        return self.metrics(inputs, labels, predictions), pictures
 
     def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str] | None:
         """What is wrong with a predicted answer, judged by the task's own rules.

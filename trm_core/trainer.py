@@ -201,17 +201,24 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def evaluate(self, final: bool = False) -> dict[str, Any]:
+    def evaluate(self, final: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
         """Evaluate the test split (and, when ``final``, every extra split) with the EMA
-        weights; rank 0 logs and records it. Extra splits' metrics are named ``<split>/...``."""
+        weights; rank 0 logs and records it. Extra splits' metrics are named ``<split>/...``.
+
+        The task's outputs (ARC's ``submission.json``) go to ``out_dir`` (default: the
+        run folder), an extra split's to its ``<name>/`` subfolder."""
         started = time.monotonic()
+        out_dir = self.run_dir if out_dir is None else out_dir
         splits = {"": self.test_split}
         if final:
             splits.update({f"{name}/": split for name, split in self.extra_splits.items()})
         results = {}
         with self.ema.swapped(self.model) if self.ema is not None else nullcontext():
             for prefix, split in splits.items():
-                results[prefix] = evaluate(self.model, self.task, split, self.config, self.world)
+                where = None if out_dir is None or not self.world.is_main else out_dir / prefix
+                results[prefix] = evaluate(
+                    self.model, self.task, split, self.config, self.world, where
+                )
         if not self.world.is_main:
             return {}
         metrics = dict(results[""].metrics)
