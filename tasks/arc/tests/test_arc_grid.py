@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from trm_plugin_arc.augment import DIHEDRAL, INVERSE, Augmentation, dihedral, translation
 from trm_plugin_arc.grid import (
     MARKER,

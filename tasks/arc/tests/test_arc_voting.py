@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from trm_plugin_arc.augment import IDENTITY, augmentation_set
 from trm_plugin_arc.grid import encode
 from trm_plugin_arc.voting import (

@@ -34,9 +34,12 @@ data complete.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import zlib
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -198,15 +201,7 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
             + (f" ({dropped} larger than the canvas left out)" if dropped else "")
         )
 
-    # Each task's augmentation set, from the grids a solver sees (never its test outputs).
-    table = np.zeros((len(groups), count, 11), dtype=np.int8)
-    counts = np.zeros(len(groups), dtype=np.int32)
-    for g, (name, puzzle) in enumerate(groups):
-        chosen = augmentation_set(puzzle.grids(), count, task_seed(parsed, name, puzzle.id))
-        table[g, : len(chosen)] = [a.to_row() for a in chosen]
-        counts[g] = len(chosen)
-        if g % 200 == 199:
-            _say(f"  augmentation sets: {g + 1} of {len(groups)} tasks")
+    table, counts = _augmentation_tables(groups, parsed)
     identifiers = 1 + len(groups) * count
 
     train_in, train_out, train_ids = [], [], []
@@ -262,6 +257,30 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
         f"x {count} augmentations, {summary['test_inputs']} test inputs -> {len(test_in)} test rows"
     )
     return out_dir
+
+
+def _rows(job: tuple[list[np.ndarray], int, int]) -> np.ndarray:
+    grids, count, seed = job
+    return np.stack([a.to_row() for a in augmentation_set(grids, count, seed)])
+
+
+def _augmentation_tables(
+    groups: list[tuple[str, Puzzle]], options: ArcOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every task's augmentation set ([G, augmentations, 11] and the counts [G]), drawn
+    from the grids a solver sees (never its test outputs), over every core."""
+    count = options.augmentations
+    table = np.zeros((len(groups), count, 11), dtype=np.int8)
+    counts = np.zeros(len(groups), dtype=np.int32)
+    jobs = [(p.grids(), count, task_seed(options, name, p.id)) for name, p in groups]
+    workers = min(len(jobs), os.cpu_count() or 1) if count * len(jobs) > 20_000 else 1
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        results = pool.map(_rows, jobs, chunksize=8) if pool else map(_rows, jobs)
+        for g, rows in enumerate(results):
+            table[g, : len(rows)], counts[g] = rows, len(rows)
+            if (g + 1) % 200 == 0:
+                _say(f"  augmentation sets: {g + 1} of {len(groups)} tasks")
+    return table, counts
 
 
 def _plain(options: ArcOptions) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""End to end on CPU: trm-run trains a small ARC model whose training exact accuracy
+rises, writes a valid submission.json; trm-eval and trm-solve use the run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trm_core.cli import eval_main, run_main
+from trm_core.solve import main as solve_main
+from trm_plugin_arc.voting import submission_problems
+
+# The cpu preset, smaller: 8 ARC-AGI-1 training tasks whose grids fit 5x5.
+SETTINGS = [
+    "data.options.canvas=5", "data.options.sets.training.max_tasks=8",
+    "data.options.augmentations=4", "data.augmentations=3",
+    "model.hidden_size=32", "train.steps=240", "train.global_batch_size=32",
+    "train.lr_warmup_steps=20", "train.log_interval=20", "eval.interval_steps=120",
+    "eval.images=2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("arc")
+    sets = [arg for setting in SETTINGS for arg in ("--set", setting)]
+    sets += ["--set", f"data.cache_dir={root / 'data'}"]
+    code = run_main(["--task", "arc", "--preset", "cpu", "--out", str(root / "runs"), *sets])
+    assert code == 0
+    [run_dir] = (root / "runs").iterdir()
+    return run_dir
+
+
+def _events(run_dir):
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+def test_training_exact_accuracy_rises(trained_run):
+    events = _events(trained_run)
+    exact = [s.value for s in events.Scalars("train/exact_accuracy")]
+    loss = [s.value for s in events.Scalars("train/loss")]
+    assert np.mean(exact[-3:]) > np.mean(exact[:3]) + 0.2, exact
+    assert np.mean(loss[-3:]) < 0.6 * np.mean(loss[:3]), loss
+    final = json.loads((trained_run / "metrics.json").read_text())[-1]["metrics"]
+    assert {"pass@1", "pass@2", "pass@1000", "test_inputs", "size_accuracy"} <= set(final)
+    data = next((trained_run.parent.parent / "data").iterdir())
+    summary = json.loads((data / "dataset.json").read_text())
+    assert summary["tasks"] == 8 and final["test_inputs"] == summary["test_inputs"] >= 8
+    assert "eval/puzzle_0" in events.Tags()["images"]
+
+
+def test_the_run_writes_a_valid_submission_and_trm_eval_rewrites_it(trained_run, capsys):
+    submission = trained_run / "submission.json"
+    data = next((trained_run.parent.parent / "data").iterdir())
+    tasks = json.loads((data / "arc" / "test_tasks.json").read_text())
+    counts = {task_id: len(task["test"]) for task_id, task in tasks.items()}
+    assert len(counts) == 8
+    assert submission_problems(json.loads(submission.read_text()), counts) == []
+    submission.unlink()
+    assert eval_main(["--run", str(trained_run), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    final = json.loads((trained_run / "metrics.json").read_text())[-1]["metrics"]
+    assert metrics["pass@2"] == pytest.approx(final["pass@2"])
+    assert submission_problems(json.loads(submission.read_text()), counts) == []
+
+
+def test_trm_solve_answers_a_typed_grid(trained_run, tmp_path, capsys):
+    path = tmp_path / "grid.txt"
+    path.write_text("012\n340\n")
+    assert solve_main(["--run", str(trained_run), str(path)]) == 0
+    assert f"{path}:" in capsys.readouterr().out
+    path.write_text("0123456\n")
+    assert solve_main(["--run", str(trained_run), str(path)]) == 2
+    assert "does not fit a 5x5 canvas" in capsys.readouterr().err
