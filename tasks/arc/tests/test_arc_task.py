@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trm_core import ConfigError, DataError, read_split
+from trm_core import ConfigError, DataError, mix_seed, read_split
 from trm_plugin_arc import ArcTask
 from trm_plugin_arc.augment import IDENTITY, Augmentation
 from trm_plugin_arc.dataset import parse_options
@@ -101,7 +101,8 @@ def test_training_rows_are_augmented_translated_and_renamed(built):
     original_in, original_out = decode(train.inputs[index]), decode(train.labels[index])
     offsets = set()
     for variant in range(6):
-        inputs, labels, identifier = task.training_example(train, index, variant, seed=variant)
+        seed = mix_seed(0, index, variant)
+        inputs, labels, identifier = task.training_example(train, index, variant, seed)
         g, a = tables.locate(identifier)
         assert (g, a) == (0, variant)
         augmentation = tables.augmentation(g, a)

@@ -19,7 +19,7 @@ import numpy as np
 from trm_core import Split, Task, hookimpl
 
 from . import dataset
-from .augment import Augmentation, random_augmentation, translation
+from .augment import Augmentation, random_augmentation, transform, translation
 from .grid import (
     MAX_SIDE,
     VOCAB_SIZE,
@@ -50,6 +50,7 @@ class ArcTask(Task):
     def __init__(self) -> None:
         self.canvas = MAX_SIDE
         self._tables: dict[Path, dataset.Tables] = {}
+        self._last: tuple[Split, dataset.Tables] | None = None  # the split asked last
 
     @property
     def vocab_size(self) -> int:
@@ -70,10 +71,13 @@ class ArcTask(Task):
 
     def tables(self, split: Split) -> dataset.Tables:
         """The augmentation sets of the data set ``split`` belongs to (read once)."""
-        root = Path(split.path).parent
+        if self._last is not None and self._last[0] is split:
+            return self._last[1]
+        root = split.path.parent
         if root not in self._tables:
             self._tables[root] = dataset.Tables(root)
-        return self._tables[root]
+        self._last = (split, self._tables[root])
+        return self._last[1]
 
     # -- training rows ---------------------------------------------------------
 
@@ -87,12 +91,12 @@ class ArcTask(Task):
         tables = self.tables(split)
         g, _ = tables.locate(split.puzzle_identifiers[index])
         a = variant % int(tables.counts[g])
-        augmentation = tables.augmentation(g, a)
-        grids = [augmentation.apply(decode(split.inputs[index])),
-                 augmentation.apply(decode(split.labels[index]))]  # fmt: skip
+        k, colours = int(tables.augmentations[g, a, 0]), tables.augmentations[g, a, 1:]
+        colours = colours.astype(np.uint8)
+        grids = [transform(grid, k, colours) for grid in tables.pair(split, index)]
         offset = (0, 0)
         if split.metadata.get("translate", False):
-            offset = translation([g.shape for g in grids], self.canvas, np.random.default_rng(seed))
+            offset = translation([grid.shape for grid in grids], self.canvas, seed)
         inputs, labels = (encode(grid, self.canvas, offset) for grid in grids)
         return inputs, labels, 1 + g * tables.per_task + a
 

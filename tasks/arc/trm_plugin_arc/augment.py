@@ -33,8 +33,12 @@ def dihedral(grid: np.ndarray, k: int) -> np.ndarray:
     grid = np.asarray(grid)
     if k == 0:
         return grid
-    if k in (1, 2, 3):
-        return np.rot90(grid, k)
+    if k == 1:  # rot90 (counter-clockwise), as np.rot90
+        return grid.T[::-1]
+    if k == 2:
+        return grid[::-1, ::-1]
+    if k == 3:
+        return grid.T[:, ::-1]
     if k == 4:
         return grid[:, ::-1]
     if k == 5:
@@ -61,8 +65,7 @@ class Augmentation:
 
     def apply(self, grid: np.ndarray) -> np.ndarray:
         """The augmented grid ([h, w] colours -> [h', w'] colours)."""
-        table = np.asarray(self.colours, dtype=np.uint8)
-        return np.ascontiguousarray(dihedral(table[np.asarray(grid)], self.k))
+        return np.ascontiguousarray(transform(grid, self.k, np.array(self.colours, np.uint8)))
 
     def invert(self, grid: np.ndarray) -> np.ndarray:
         """Undo :meth:`apply`."""
@@ -83,6 +86,12 @@ class Augmentation:
 
 
 IDENTITY = Augmentation()
+
+
+def transform(grid: np.ndarray, k: int, colours: np.ndarray) -> np.ndarray:
+    """:meth:`Augmentation.apply` from its parts (``colours`` a uint8 [10] map), as a view
+    where it can be: the trainer's per-row path."""
+    return dihedral(colours[np.asarray(grid)], k)
 
 
 def random_augmentation(rng: np.random.Generator) -> Augmentation:
@@ -160,11 +169,12 @@ def _complete_map(used: Sequence[int], image: Sequence[int]) -> tuple[int, ...]:
     return tuple(colours)
 
 
-def translation(
-    shapes: Sequence[tuple[int, int]], canvas: int, rng: np.random.Generator
-) -> tuple[int, int]:
-    """A random offset at which grids of every shape in ``shapes`` fit the canvas
-    (one offset for an input and its output)."""
+def translation(shapes: Sequence[tuple[int, int]], canvas: int, seed: int) -> tuple[int, int]:
+    """The offset drawn from ``seed`` (a well-mixed 63-bit integer, as ``mix_seed`` makes)
+    at which grids of every shape in ``shapes`` fit the canvas: one offset for an
+    input and its output. Rows come from the seed's low 32 bits, columns from the
+    high ones (a modulo of so few values is uniform to within 1e-8)."""
     rows = max(shape[0] for shape in shapes)
     cols = max(shape[1] for shape in shapes)
-    return int(rng.integers(0, canvas - rows + 1)), int(rng.integers(0, canvas - cols + 1))
+    low, high = seed & 0xFFFFFFFF, seed >> 32
+    return low % (canvas - rows + 1), high % (canvas - cols + 1)

