@@ -44,6 +44,7 @@ def test_trm_run_learns_and_writes_a_complete_run_folder(reverse, capsys):
     assert code == 0, out
     assert out.splitlines()[0].startswith("trm-run: task reverse, mixer mlp, preset cpu")
     assert "final test metrics" in out and "tensorboard --logdir" in out
+    assert "puzzle embeddings: 2 x 32 float32 = 0.0 MiB (encoder.puzzle_embedding" in out
     run = _only_run(reverse)
 
     # The resolved config re-runs: it parses back to the same configuration.

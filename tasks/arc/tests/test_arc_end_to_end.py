@@ -71,6 +71,16 @@ def test_the_run_writes_a_valid_submission_and_trm_eval_rewrites_it(trained_run,
     assert submission_problems(json.loads(submission.read_text()), counts) == []
 
 
+def test_the_puzzle_embedding_table_is_stored_once(trained_run):
+    payload = torch.load(trained_run / "checkpoints" / "last.pt", weights_only=True)
+    [key] = [k for k in payload["model"] if k.endswith("puzzle_embedding.weights")]
+    data = next((trained_run.parent.parent / "data").iterdir())
+    summary = json.loads((data / "dataset.json").read_text())
+    assert payload["model"][key].shape == (summary["puzzle_identifiers"], 32) == (1 + 8 * 4, 32)
+    assert not any("puzzle_embedding" in k for k in payload["ema"])  # no averaged copy
+    assert all(isinstance(v, float) for v in payload["embedding_optimizers"][0].values())
+
+
 def test_trm_solve_answers_a_typed_grid(trained_run, tmp_path, capsys):
     path = tmp_path / "grid.txt"
     path.write_text("012\n340\n")
