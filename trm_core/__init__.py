@@ -15,7 +15,7 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, ModelConfig, RunConfig, structure
+from .config import ConfigError, ModelConfig, RunConfig, one_of, structure
 from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .inference import LoadedRun, load_run
@@ -84,6 +84,7 @@ __all__ = [
     "load_reference_checkpoint",
     "load_run",
     "mix_seed",
+    "one_of",
     "read_checkpoint",
     "read_split",
     "rms_norm",

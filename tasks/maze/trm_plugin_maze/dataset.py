@@ -32,6 +32,7 @@ from trm_core import (
     atomic_write_text,
     hub_file,
     mix_seed,
+    one_of,
     read_split,
     structure,
     write_split,
@@ -45,16 +46,11 @@ SOURCES = ("generate", "csv", "hub")
 HUB_REPO = "sapientinc/maze-30x30-hard-1k"
 
 
-def _source(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in SOURCES:
-        raise ConfigError(f"source {value!r} is not one of {', '.join(SOURCES)}")
-
-
 @attrs.define(kw_only=True)
 class SplitOptions:
     """Where one split's mazes come from."""
 
-    source: str = attrs.field(default="generate", validator=_source)
+    source: str = attrs.field(default="generate", validator=one_of(SOURCES))
     count: int | None = None  # generate: how many; csv/hub: sample this many (None: all)
     # generate: each maze's wall probability is drawn from [low, high]; its shortest
     # path must be longer than min_length moves (None: 110 x side / 30).

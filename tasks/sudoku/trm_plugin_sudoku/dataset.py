@@ -34,6 +34,7 @@ from trm_core import (
     DataError,
     atomic_write_text,
     mix_seed,
+    one_of,
     read_split,
     structure,
     write_split,
@@ -49,16 +50,11 @@ SOURCES = ("generate", "csv", "hub", "list")
 DEFAULT_MIN_GUESSES = 10
 
 
-def _source(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in SOURCES:
-        raise ConfigError(f"source {value!r} is not one of {', '.join(SOURCES)}")
-
-
 @attrs.define(kw_only=True)
 class SplitOptions:
     """Where one split's puzzles come from."""
 
-    source: str = attrs.field(default="generate", validator=_source)
+    source: str = attrs.field(default="generate", validator=one_of(SOURCES))
     # generate: how many puzzles; csv/hub/list: sample this many (None: every row).
     count: int | None = None
     # generate: the givens range [low, high]; minimal puzzles (every removable clue
