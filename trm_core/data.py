@@ -279,15 +279,17 @@ class TrainSampler:
         virtual = self._global_indices()
         local = virtual[self.rank * self.local_batch_size : (self.rank + 1) * self.local_batch_size]
         count = len(self.split)
-        examples, variants = local % count, local // count
-        inputs = np.array(self.split.inputs[examples])
-        labels = np.array(self.split.labels[examples])
-        identifiers = np.array(self.split.puzzle_identifiers[examples])
-        for row, (example, variant) in enumerate(zip(examples, variants, strict=True)):
-            inputs[row], labels[row], identifiers[row] = self.task.training_example(
+        rows = [
+            self.task.training_example(
                 self.split, int(example), int(variant), mix_seed(self.seed, example, variant)
             )
-        return to_batch(inputs, labels, identifiers, self.task.ignore_label_id, device)
+            for example, variant in zip(local % count, local // count, strict=True)
+        ]
+        inputs, labels, identifiers = zip(*rows, strict=True)
+        return to_batch(
+            np.stack(inputs), np.stack(labels), np.array(identifiers), self.task.ignore_label_id,
+            device,
+        )  # fmt: skip
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
