@@ -34,7 +34,7 @@ from .grid import (
 from .presets import PRESETS
 from .render import draw_task
 from .sources import ArcDataError, parse_tasks
-from .voting import Ranking, answers_of, pass_at_k, rank, submission, write_submission
+from .voting import Ranking, pass_at_k, rank, restored, submission, write_submission
 
 __all__ = ["ArcTask"]
 
@@ -124,11 +124,7 @@ class ArcTask(Task):
 
     def metrics(self, inputs, labels, predictions) -> dict[str, float]:
         """``size_accuracy``: the cropped prediction has the target's size."""
-        known = [(p, t) for p, t in zip(crop_many(predictions), labels, strict=True) if t.any()]
-        if not known:
-            return {}
-        right = [p is not None and p.shape == decode(t).shape for p, t in known]
-        return {"size_accuracy": float(np.mean(right))}
+        return _size_accuracy(crop_many(predictions), labels)
 
     def evaluate_predictions(self, split, rows, predictions, halt_logits, out_dir, images):
         """Vote over each test input's augmentations: pass@k, and ``submission.json``.
@@ -141,6 +137,7 @@ class ArcTask(Task):
                 split, rows, predictions, halt_logits, out_dir, images
             )
         tables = self.tables(split)
+        crops = crop_many(predictions)  # once, for the votes and the size accuracy
         position = {int(row): i for i, row in enumerate(rows)}
         results, pictures = [], []
         for task_id, task in tables.test_tasks.items():
@@ -152,7 +149,8 @@ class ArcTask(Task):
                     tables.augmentation(*tables.locate(split.puzzle_identifiers[rows[i]]))
                     for i in taken
                 ]
-                candidates = rank(answers_of(predictions[taken], halt_logits[taken], augmentations))
+                answers = restored([crops[i] for i in taken], halt_logits[taken], augmentations)
+                candidates = rank(answers)
                 solution = task["test"][index]["output"]
                 results.append(Ranking(
                     task_id, index, candidates,
@@ -167,7 +165,7 @@ class ArcTask(Task):
                     ))  # fmt: skip
         metrics = pass_at_k(results)
         metrics["test_inputs"] = float(len(results))
-        metrics.update(self.metrics(None, np.asarray(split.labels[rows]), predictions))
+        metrics.update(_size_accuracy(crops, np.asarray(split.labels[rows])))
         if out_dir is not None:
             counts = {task_id: len(task["test"]) for task_id, task in tables.test_tasks.items()}
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -213,6 +211,15 @@ class ArcTask(Task):
             ]
         except (ArcDataError, GridError) as error:
             raise ValueError(str(error)) from None
+
+
+def _size_accuracy(crops: list[np.ndarray | None], labels: np.ndarray) -> dict[str, float]:
+    """The share of rows with a known answer whose cropped prediction has its size."""
+    known = [(p, t) for p, t in zip(crops, labels, strict=True) if t.any()]
+    if not known:
+        return {}
+    right = [p is not None and p.shape == decode(t).shape for p, t in known]
+    return {"size_accuracy": float(np.mean(right))}
 
 
 @hookimpl

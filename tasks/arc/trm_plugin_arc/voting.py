@@ -71,12 +71,19 @@ def answers_of(
     augmentations: Sequence[Augmentation],
 ) -> list[tuple[np.ndarray | None, float]]:
     """Each prediction cropped and mapped back by its augmentation's inverse."""
-    out = []
-    for grid, halt, augmentation in zip(
-        crop_many(predictions), halt_logits, augmentations, strict=True
-    ):
-        out.append((None if grid is None else augmentation.invert(grid), float(halt)))
-    return out
+    return restored(crop_many(predictions), halt_logits, augmentations)
+
+
+def restored(
+    grids: Sequence[np.ndarray | None],
+    halt_logits: np.ndarray,
+    augmentations: Sequence[Augmentation],
+) -> list[tuple[np.ndarray | None, float]]:
+    """:func:`answers_of` for predictions already cropped (None: no grid)."""
+    return [
+        (None if grid is None else augmentation.invert(grid), float(halt))
+        for grid, halt, augmentation in zip(grids, halt_logits, augmentations, strict=True)
+    ]
 
 
 @attrs.define
