@@ -62,18 +62,20 @@ def test_paper_presets_have_the_spec_parameter_counts():
         assert model.num_parameters() == count, name
 
 
-def test_short_run_prints_one_json_object(capsys):
+@pytest.mark.device
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_short_run_prints_one_json_object(capsys, device, dtype):
     argv = ["--preset", "tiny-sudoku-mlp", "--batch", "2", "--steps", "2", "--warmup", "1"]
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--device", device, "--dtype", dtype, "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert "step 2/2" in captured.err  # progress goes to stderr
 
     assert result["preset"] == "tiny-sudoku-mlp"
     assert (result["batch"], result["steps"], result["warmup"]) == (2, 2, 1)
-    assert result["dtype"] in ("float32", "bfloat16")
+    assert result["dtype"] == dtype and result["device"].startswith(device)
     config = result["config"]
-    assert config["dtype"] == result["dtype"]  # "auto" resolved
+    assert config["dtype"] == dtype
     expected = {
         "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11, "cycles": 3,
         "think_steps": 6, "mixer": "mlp", "positions": "none", "puzzle_emb_len": 16,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import trm_core
-import trm_core.model
+import trm_core.devices
 from trm_core import ConfigError, ModelConfig, build_model
 from trm_core.layers import trunc_normal_
 
@@ -25,7 +25,7 @@ PAPER_COUNTS = [  # TRM_SPEC section 2
 @pytest.mark.parametrize("name,config,count", PAPER_COUNTS, ids=[c[0] for c in PAPER_COUNTS])
 def test_parameter_counts_match_the_paper(name, config, count):
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        model = trm_core.TRMModel(trm_core.ModelConfig(**config))
+        model = trm_core.TRMModel(trm_core.ModelConfig(**config, dtype="float32"))
     assert model.num_parameters() == count
     # The puzzle embedding is a buffer, trained by its own optimiser, not a parameter.
     buffers = dict(model.named_buffers())
@@ -179,8 +179,8 @@ def test_config_typo_names_the_key(tiny_config):
 
 
 @pytest.mark.parametrize("native,expected", [(True, "bfloat16"), (False, "float32")])
-def test_auto_dtype_is_bfloat16_only_where_native(tiny_config, monkeypatch, native, expected):
-    monkeypatch.setattr(trm_core.model, "native_bfloat16", lambda device: native)
+def test_auto_dtype_is_bfloat16_only_where_native(tiny_config, machine, native, expected):
+    machine.setattr(trm_core.devices, "native_bfloat16", lambda device: native)
     model = build_model({**tiny_config, "dtype": "auto"}, device="cpu")
     assert model.config.dtype == expected
     assert model.encoder.embed_tokens.dtype == getattr(torch, expected)

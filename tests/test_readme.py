@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+import torch
+
+import trm_core.devices
 from trm_core.cli import plugins_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +29,16 @@ def test_quick_start_has_two_commands_and_ci_runs_the_test_one():
     assert test in ci
 
 
-def test_python_example_runs():
+@pytest.mark.parametrize("native_bfloat16", [False, True])
+def test_python_example_runs(machine, native_bfloat16):
+    """As a user runs it: dtype "auto", on a CPU without and with native bfloat16."""
+    machine.setattr(trm_core.devices, "native_bfloat16", lambda device: native_bfloat16)
     [example] = [block for block in _blocks("python") if "build_model" in block]
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)
     assert tuple(namespace["out"]["logits"].shape) == (2, 81, 11)
+    expected = torch.bfloat16 if native_bfloat16 else torch.float32
+    assert namespace["out"]["logits"].dtype == expected
 
 
 def test_plugin_table_matches_trm_plugins(capsys):

@@ -34,9 +34,10 @@ import torch
 
 from .cli import _fail
 from .config import ModelConfig, TrainConfig, structure, suggest, unstructure
+from .devices import DeviceError, resolve_device
 from .layers import swiglu_width
 from .losses import act_loss
-from .model import build_model, resolve_device
+from .model import build_model
 from .optim import build_optimizers
 
 # Every preset: 2 blocks, expansion 4, a 16-token puzzle prefix of width D, 16 supervision
@@ -311,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", default="auto", choices=DTYPES,
         help="forward dtype; auto: bfloat16 where the device computes it natively, else float32",
     )  # fmt: skip
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:N")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA if available, else cpu), cpu, cuda, cuda:N"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument(
@@ -345,11 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     try:
-        device = resolve_device(args.device)
-    except RuntimeError as error:
+        device = resolve_device(args.device, key="--device")
+    except DeviceError as error:
         return _fail(str(error))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return _fail(f"--device {args.device}: CUDA is not available here")
     log: Callable[[str], None] = (
         (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     )

@@ -18,8 +18,9 @@ import torch
 from torch import Tensor
 
 from .config import ConfigError, ModelConfig, structure, suggest, unstructure
+from .devices import resolve_device
 from .layers import swiglu_width
-from .model import TRMModel, resolve_device
+from .model import TRMModel
 from .registry import Registry, get_registry
 
 FORMAT = "trm-checkpoint"

@@ -142,7 +142,9 @@ def run_main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set train.lr=3e-4 (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    parser.add_argument(
+        "--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available, else cpu)"
+    )
     parser.add_argument("--out", default="runs", help="parent folder of run folders (runs/)")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps in all")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop training after")
@@ -168,11 +170,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import ConfigError, unstructure
+    from .devices import resolve_device
     from .distributed import init_world
     from .layers import PuzzleEmbedding
     from .monitor import Progress, format_duration
     from .registry import get_registry
-    from .run import new_run_dir, prepare, read_config, resolve, write_config
+    from .run import device_setting, new_run_dir, prepare, read_config, resolve, write_config
     from .trainer import Trainer
 
     registry = get_registry()
@@ -193,9 +196,11 @@ def _run(args: argparse.Namespace) -> int:
                 "--task is required (or --resume RUN_DIR); installed tasks: "
                 + (", ".join(registry.names("task")) or "none")
             )
+        # The default preset follows the device: the run's own, else this machine's.
+        on_cuda = resolve_device(device_setting(args.device, args.set)).type == "cuda"
         mapping, task, chosen = resolve(
             args.task, mixer=args.mixer, preset=args.preset, config_file=args.config,
-            overrides=args.set, registry=registry,
+            overrides=args.set, registry=registry, cuda=on_cuda,
         )  # fmt: skip
     if args.device:
         mapping["device"] = args.device
@@ -224,7 +229,9 @@ def _run(args: argparse.Namespace) -> int:
             progress.total = min(args.max_steps, trainer.total_steps)
     model = trainer.model
     say(
-        f"model: {model.num_parameters():,} parameters, dtype {model.config.dtype}; "
+        f"model: {model.num_parameters():,} parameters, dtype {model.config.dtype}"
+        f"{', compiled' if trainer.compiled else ''}"
+        f"{', batches made ahead' if trainer.batches.background else ''}; "
         f"{trainer.total_steps} steps of {config.train.global_batch_size} examples; "
         f"train {len(trainer.train_split)} x {config.data.augmentations + 1} variants, "
         f"test {len(trainer.test_split)}"
@@ -259,7 +266,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="the run folder")
     parser.add_argument("--max-examples", type=int, help="evaluate only this many test examples")
     parser.add_argument("--early-halting", action="store_true", help="halt on the halt logit")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the run's)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)
 

@@ -87,6 +87,12 @@ def one_of(choices: tuple[str, ...]):
     return check
 
 
+def _device_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    from .devices import check_device_name  # devices imports this module
+
+    check_device_name(value, key=attribute.name)
+
+
 def _probability(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"model.{attribute.name} must be within [0, 1], got {value!r}")
@@ -199,7 +205,13 @@ class TrainConfig:
     loss: str = attrs.field(default="stablemax", validator=_model_one_of(("stablemax", "softmax")))
     halt_loss_weight: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
     seed: int = 0
-    compile: bool = False  # torch.compile the model (slow start, faster steps on GPU)
+    # torch.compile the model: slow start, faster steps. None: on CUDA, off on a CPU
+    # (trm_core.devices.auto_compile says why).
+    compile: bool | None = None
+    # Prepare the next batch on a background thread while the step runs (pinned memory,
+    # non-blocking copies on CUDA). None: on CUDA, off on a CPU, where the thread would
+    # take cores from the step. The batches and the results are the same either way.
+    prefetch: bool | None = None
     log_interval: int = attrs.field(default=10, validator=_positive)  # steps between log lines
 
 
@@ -224,7 +236,8 @@ class RunConfig:
 
     task: str
     preset: str = "custom"
-    device: str = "auto"  # "auto": CUDA when available, else CPU
+    # "auto": CUDA when available, else the CPU; or cpu, cuda, cuda:N, mps.
+    device: str = attrs.field(default="auto", validator=_device_name)
     model: ModelConfig
     data: DataConfig = attrs.Factory(DataConfig)
     train: TrainConfig = attrs.Factory(TrainConfig)

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,19 @@ def mix_seed(*parts: int) -> int:
     return state >> 1
 
 
+def collate(
+    inputs: np.ndarray, labels: np.ndarray, puzzle_identifiers: np.ndarray, ignore_label_id: int
+) -> dict[str, torch.Tensor]:
+    """Numpy rows -> the model's batch of int64 CPU tensors; labels' ignore id -> IGNORE_LABEL."""
+    labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    labels[labels == ignore_label_id] = IGNORE_LABEL
+    return {
+        "inputs": torch.from_numpy(np.asarray(inputs, dtype=np.int64)),
+        "labels": labels,
+        "puzzle_identifiers": torch.from_numpy(np.asarray(puzzle_identifiers, dtype=np.int64)),
+    }
+
+
 def to_batch(
     inputs: np.ndarray,
     labels: np.ndarray,
@@ -190,16 +204,9 @@ def to_batch(
     ignore_label_id: int,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """Collate numpy rows into the model's batch: labels' ignore id -> IGNORE_LABEL."""
-    labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    labels[labels == ignore_label_id] = IGNORE_LABEL
-    return {
-        "inputs": torch.from_numpy(np.asarray(inputs, dtype=np.int64)).to(device),
-        "labels": labels.to(device),
-        "puzzle_identifiers": torch.from_numpy(np.asarray(puzzle_identifiers, dtype=np.int64)).to(
-            device
-        ),
-    }
+    """:func:`collate` then copy to ``device``."""
+    batch = collate(inputs, labels, puzzle_identifiers, ignore_label_id)
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 class TrainSampler:
@@ -276,6 +283,10 @@ class TrainSampler:
 
     def next_batch(self, device: torch.device) -> dict[str, torch.Tensor]:
         """This rank's slice of the next global batch, on ``device``."""
+        return {key: value.to(device) for key, value in self.next_cpu_batch().items()}
+
+    def next_cpu_batch(self) -> dict[str, torch.Tensor]:
+        """This rank's slice of the next global batch, as CPU tensors."""
         virtual = self._global_indices()
         local = virtual[self.rank * self.local_batch_size : (self.rank + 1) * self.local_batch_size]
         count = len(self.split)
@@ -286,14 +297,73 @@ class TrainSampler:
             for example, variant in zip(local % count, local // count, strict=True)
         ]
         inputs, labels, identifiers = zip(*rows, strict=True)
-        return to_batch(
-            np.stack(inputs), np.stack(labels), np.array(identifiers), self.task.ignore_label_id,
-            device,
-        )  # fmt: skip
+        return collate(
+            np.stack(inputs), np.stack(labels), np.array(identifiers), self.task.ignore_label_id
+        )
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
-            yield self.next_batch(torch.device("cpu"))
+            yield self.next_cpu_batch()
+
+
+class BatchFeed:
+    """The trainer's batches: a :class:`TrainSampler`'s, in its order, on ``device``.
+
+    With ``background`` the next batch is made on a worker thread while the current
+    step runs (the task's ``training_example`` calls, collation and, on CUDA, a copy
+    into pinned memory), and handed over with a non-blocking copy, so neither the
+    sampler's work nor the host-to-device copy stalls the step. The batches are the
+    same either way. :meth:`state_dict` is the sampler's position after the batches
+    handed out so far (not the one made ahead), so a checkpoint resumes exactly.
+    """
+
+    def __init__(self, sampler: TrainSampler, device: torch.device, background: bool) -> None:
+        self.sampler, self.device, self.background = sampler, device, background
+        self.pin = background and device.type == "cuda"
+        self._state = sampler.state_dict()
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: Future | None = None
+
+    def _make(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        batch = self.sampler.next_cpu_batch()
+        if self.pin:
+            batch = {key: value.pin_memory() for key, value in batch.items()}
+        return batch, self.sampler.state_dict()
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next batch on the device (each rank its slice of the global batch)."""
+        if not self.background:
+            batch, self._state = self._make()
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="trm-batches")
+            if self._ahead is None:
+                self._ahead = self._pool.submit(self._make)
+            batch, self._state = self._ahead.result()  # a sampler error is raised here
+            self._ahead = self._pool.submit(self._make)
+        return {key: value.to(self.device, non_blocking=self.pin) for key, value in batch.items()}
+
+    def state_dict(self) -> dict[str, int]:
+        return dict(self._state)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._drop_ahead()
+        self.sampler.load_state_dict(state)
+        self._state = self.sampler.state_dict()
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            if not self._ahead.cancel():  # already running: wait for it, its result unused
+                self._ahead.exception()
+            self._ahead = None
+
+    def close(self) -> None:
+        """Stop the worker thread (the sampler stays where the handed-out batches left it)."""
+        self._drop_ahead()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.sampler.load_state_dict(self._state)
 
 
 def eval_batches(

@@ -9,6 +9,8 @@ import attrs
 import torch
 import torch.distributed as dist
 
+from .devices import resolve_device
+
 
 @attrs.frozen
 class World:
@@ -31,23 +33,19 @@ class World:
 def init_world(device: str = "auto") -> World:
     """Initialise torch.distributed when started by torchrun (gloo on CPU, nccl on CUDA).
 
-    ``device``: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". Under
-    torchrun each process takes the GPU of its LOCAL_RANK.
+    ``device``: "auto" (CUDA when available), "cpu", "cuda", "cuda:N" or "mps"; one this
+    machine lacks raises :class:`~trm_core.devices.DeviceError` naming the devices it
+    has. Under torchrun each process takes the GPU of its LOCAL_RANK.
     """
+    chosen = resolve_device(device)
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    wants_cuda = device.startswith("cuda")
-    if wants_cuda and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available")
     if size == 1:
-        return World(device=torch.device(device))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return World(device=chosen)
+    wants_cuda = chosen.type == "cuda"
     if wants_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
         chosen = torch.device("cuda", local_rank)
-    else:
-        chosen = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
     return World(rank=dist.get_rank(), size=dist.get_world_size(), device=chosen)

@@ -17,6 +17,7 @@ import torch
 
 from .checkpoint import CheckpointError, check_state, model_from_payload, read_checkpoint
 from .config import RunConfig
+from .devices import resolve_device
 from .interfaces import Task
 from .model import TRMModel
 from .registry import Registry, get_registry
@@ -84,6 +85,7 @@ def load_run(
     registry: Registry | None = None,
 ) -> LoadedRun:
     """Load a run folder's last checkpoint, with its EMA weights when it has them."""
+    device = resolve_device(device)  # a device this machine lacks fails before any reading
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     registry = registry or get_registry()

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig, structure
+from .devices import resolve_device, resolve_dtype
 from .interfaces import Encoder, HaltingHead, Mixer, ThinkActCore
 from .layers import CastedLinear
 from .registry import Registry, get_registry
@@ -36,32 +37,6 @@ class Carry:
     steps: Tensor
     halted: Tensor
     data: dict[str, Tensor]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"auto" -> CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 matmuls natively (fast), not emulated."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):  # a torch build without oneDNN
-            return False
-    return False
-
-
-def resolve_dtype(dtype: str, device: str | torch.device | None) -> str:
-    """The forward dtype name for a config value; "auto" depends on the device."""
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if native_bfloat16(resolve_device(device)) else "float32"
 
 
 class TRMModel(nn.Module):
@@ -101,6 +76,9 @@ class TRMModel(nn.Module):
         self.core: ThinkActCore = registry.get("core", config.core)(config, make_mixer)
         self.lm_head = CastedLinear(config.hidden_size, config.vocab_size)
         self.halting_head: HaltingHead = registry.get("halting_head", config.halting_head)(config)
+        # (rank, number of processes) of data-parallel training: the trainer sets it so
+        # that exploration draws are sliced from the global batch's (see forward).
+        self.data_parallel: tuple[int, int] = (0, 1)
 
     @property
     def prefix_len(self) -> int:
@@ -165,12 +143,19 @@ class TRMModel(nn.Module):
             halted = steps >= self.config.halt_max_steps
             if self.training and self.config.halt_max_steps > 1:
                 halted = halted | (out["halt_logits"] > 0)
-                # Exploration: some slots draw a minimum step count in [2, max].
-                explore = torch.rand_like(out["halt_logits"]) < self.config.halt_exploration_prob
-                min_steps = explore * torch.randint_like(
-                    steps, low=2, high=self.config.halt_max_steps + 1
-                )
-                halted = halted & (steps >= min_steps)
+                # Exploration: some slots draw a minimum step count in [2, max]. The draws
+                # are made for the whole global batch and this process takes its slice, so
+                # N data-parallel processes halt exactly as one process would.
+                rank, world = self.data_parallel
+                local = steps.shape[0]
+                mine = slice(rank * local, (rank + 1) * local)
+                draws = torch.rand(local * world, device=steps.device)[mine]  # [B]
+                explore = draws < self.config.halt_exploration_prob
+                least = torch.randint(
+                    2, self.config.halt_max_steps + 1, (local * world,), device=steps.device,
+                    dtype=steps.dtype,
+                )[mine]  # fmt: skip
+                halted = halted & (steps >= explore * least)
         return Carry(y.detach(), z.detach(), steps, halted, data), out
 
     # -- reference interoperability --------------------------------------------

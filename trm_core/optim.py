@@ -168,7 +168,7 @@ class SignSGDRows:
     1. under an initialised process group of world size > 1, all-gathers ids and grads
        from every rank (every rank must hold the same B), so all ranks apply the
        identical update and the tables stay equal;
-    2. sums the gradients of duplicate ids;
+    2. sums the gradients of duplicate ids (sorting, not ``torch.unique``: no host sync);
     3. for each distinct row: ``row *= 1 - lr * wd; row -= lr * sign(grad_sum)``,
        written in place into ``embedding.weights``;
     4. drops ``last_ids`` / ``last_rows`` (and the gradient), so a second call is a no-op.
@@ -228,14 +228,13 @@ class SignSGDRows:
         ids = emb.last_ids.reshape(-1).to(device=weights.device, dtype=torch.long)  # [B]
         grads = rows.grad.reshape(ids.numel(), -1).to(weights.device, torch.float32)  # [B, dim]
         if self._world_size() > 1:
-            ids, grads = self._gather(ids), self._gather(grads)  # [W*B], [W*B, dim]
-        unique_ids, inverse = torch.unique(ids, return_inverse=True)  # [U], [W*B]
-        summed = grads.new_zeros(unique_ids.numel(), grads.shape[1])  # [U, dim] float32
-        summed.index_add_(0, inverse, grads)
-        lr, wd = self.lr, self.weight_decay
-        new_rows = weights[unique_ids].float()  # [U, dim], a copy
-        new_rows.mul_(1.0 - lr * wd).add_(torch.sign(summed), alpha=-lr)
-        weights.index_copy_(0, unique_ids, new_rows.to(weights.dtype))
+            ids, grads = self._gather(ids), self._gather(grads)  # [N = W*B], [N, dim]
+        if ids.numel():
+            target, update = _sum_duplicates(ids, grads)  # [N], [N, dim]
+            lr, wd = self.lr, self.weight_decay
+            new_rows = weights[target].float()  # [N, dim], a copy
+            new_rows.mul_(1.0 - lr * wd).add_(torch.sign(update), alpha=-lr)
+            weights.index_copy_(0, target, new_rows.to(weights.dtype))
         rows.grad = None
         emb.last_ids, emb.last_rows = None, None
 
@@ -250,6 +249,31 @@ class SignSGDRows:
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.lr, self.weight_decay = state["lr"], state["weight_decay"]
+
+
+def _sum_duplicates(ids: Tensor, grads: Tensor) -> tuple[Tensor, Tensor]:
+    """Each distinct id's summed gradient, with no host sync (``torch.unique`` needs one
+    to size its result on a GPU).
+
+    Args:
+        ids: [N] int64 table rows; grads: [N, dim] float32, one row per id.
+
+    Returns:
+        ``(target [N], summed [N, dim])``: the U distinct ids with their gradient sums in
+        slots 0..U-1, and slots U..N-1 repeating slot U-1, so that writing every slot
+        writes each distinct row once with its own value (duplicates write equal values).
+        Within an id, gradients are added in their order in ``ids`` (as ``index_add_``
+        over ``torch.unique``'s inverse would, so on a CPU the sums are the same bits).
+    """
+    count = ids.numel()
+    ordered, order = torch.sort(ids, stable=True)  # [N]
+    starts = torch.ones(count, dtype=torch.bool, device=ids.device)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    run = torch.cumsum(starts, 0) - 1  # [N] the distinct id's slot of each sorted row
+    summed = grads.new_zeros(grads.shape).index_add_(0, run, grads[order])  # [N, dim]
+    distinct = ordered.new_zeros(count).scatter_(0, run, ordered)  # [N], slot -> id
+    slot = torch.minimum(torch.arange(count, device=ids.device), run[-1])  # U.. -> U-1
+    return distinct[slot], summed[slot]
 
 
 def learning_rate(

@@ -29,6 +29,7 @@ from .config import (
     unstructure,
 )
 from .data import read_split
+from .devices import auto_device
 from .distributed import World
 from .interfaces import Task
 from .registry import Registry, get_registry
@@ -37,7 +38,7 @@ from .registry import Registry, get_registry
 def default_preset(presets: Mapping[str, Any], mixer: str | None, cuda: bool) -> tuple[str, str]:
     """(preset name, why): ``cpu`` without CUDA, else the paper's preset for the mixer."""
     if not cuda and "cpu" in presets:
-        return "cpu", "the default: no CUDA device"
+        return "cpu", "the default off CUDA"
     for name in (f"paper-{mixer}" if mixer else None, "paper"):
         if name in presets:
             return name, "the default on a CUDA device"
@@ -55,11 +56,15 @@ def resolve(
     cuda: bool | None = None,
     registry: Registry | None = None,
 ) -> tuple[dict[str, Any], Task, str]:
-    """The merged config mapping (unvalidated), the task, and a line saying what was chosen."""
+    """The merged config mapping (unvalidated), the task, and a line saying what was chosen.
+
+    Without ``preset`` the task's default is chosen for the device: ``cuda`` says
+    whether the run is on CUDA (None: whether this machine has CUDA).
+    """
     registry = registry or get_registry()
     task: Task = registry.get("task", task_name)()
     presets = task.presets()
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    cuda = auto_device().type == "cuda" if cuda is None else cuda
     why = "chosen with --preset"
     if preset is None:
         preset, why = default_preset(presets, mixer, cuda)
@@ -88,6 +93,15 @@ def resolve(
         mapping = apply_override(mapping, assignment)
     mapping["task"], mapping["preset"] = task_name, preset
     return mapping, task, f"preset {preset} ({why})"
+
+
+def device_setting(device: str | None, overrides: Sequence[str]) -> str | None:
+    """The device a run asks for: ``--device``, else the last ``--set device=...``."""
+    for assignment in overrides:
+        key, sep, value = assignment.partition("=")
+        if sep and key.strip() == "device":
+            device = device or yaml.safe_load(value)
+    return device
 
 
 def data_dir_for(task_name: str, options: Mapping[str, Any], cache_dir: str | None) -> Path:

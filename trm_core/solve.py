@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         "puzzle", metavar="PUZZLE",
         help="the puzzle in the task's text format, a file of puzzles, or - for stdin",
     )  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     args = parser.parse_args(argv)
 
     import trm_core

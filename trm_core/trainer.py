@@ -26,7 +26,8 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig, unstructure
-from .data import Split, TrainSampler, read_split
+from .data import BatchFeed, Split, TrainSampler, read_split
+from .devices import auto_compile, auto_prefetch
 from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
 from .evaluate import evaluate
 from .interfaces import Task
@@ -98,12 +99,17 @@ class Trainer:
         )  # fmt: skip
         self.total_steps = steps_for(config, self.sampler.epoch_size)
         self.eval_interval = eval_interval_for(config, self.sampler.epoch_size)
+        # Batches on the device; with prefetch, the next one is made during the step.
+        prefetch = auto_prefetch(world.device) if train.prefetch is None else train.prefetch
+        self.batches = BatchFeed(self.sampler, world.device, background=prefetch)
 
         # -- model: the same seed on every rank gives every rank the same weights --
         torch.manual_seed(train.seed)
         self.model = TRMModel(config.model, registry, world.device).to(world.device)
+        self.model.data_parallel = (world.rank, world.size)  # exploration drawn per global batch
         self.config.model = self.model.config  # "auto" dtype resolved
-        self.forward_model = torch.compile(self.model) if train.compile else self.model
+        self.compiled = auto_compile(world.device) if train.compile is None else train.compile
+        self.forward_model = torch.compile(self.model) if self.compiled else self.model
 
         # -- optimisers: Adam-atan2 for weights, sign-SGD for puzzle-embedding rows --
         self.optimizer, self.embedding_optimizers = build_optimizers(self.model, train)
@@ -112,6 +118,10 @@ class Trainer:
         self.step = 0
         self.carry: Carry | None = None
         self._totals: torch.Tensor | None = None  # metric sums since the last log line
+        # The first step whose loss was not finite (0: none yet) and that loss, kept on the
+        # device and read only where the host reads anyway (log lines, evaluations).
+        self._bad_step = torch.zeros((), dtype=torch.long, device=world.device)
+        self._bad_loss = torch.zeros((), dtype=torch.float64, device=world.device)
         self._steps_since = 0
         self.history: list[dict[str, Any]] = []  # every evaluation's metrics
         self.progress = progress
@@ -138,9 +148,13 @@ class Trainer:
         Metric counters accumulate on the device; with ``measure`` they are
         summed over ranks and over the steps since the last measurement, and
         returned as averages (losses per example, accuracies per halted slot).
+
+        Without ``measure`` the host never waits for the device: nothing is read
+        back (a non-finite loss is recorded on the device and raised as a
+        TrainingError at the next measurement or evaluation, before any checkpoint).
         """
         train, world = self.config.train, self.world
-        batch = self.sampler.next_batch(world.device)  # [B_local, S] each
+        batch = self.batches.next_batch()  # [B_local, S] each
         if self.carry is None:
             self.carry = self.model.initial_carry(batch)  # every slot starts halted
         self.model.train()
@@ -150,11 +164,9 @@ class Trainer:
             loss=train.loss, halt_loss_weight=train.halt_loss_weight,
         )  # fmt: skip
         (loss / train.global_batch_size).backward()
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"non-finite loss ({loss.item()}) at step {self.step + 1}; stopping. "
-                + self._last_good_checkpoint()
-            )
+        first_bad = ~torch.isfinite(loss) & (self._bad_step == 0)  # [] bool, on the device
+        self._bad_step = torch.where(first_bad, self.step + 1, self._bad_step)
+        self._bad_loss = torch.where(first_bad, loss.detach(), self._bad_loss)
         all_reduce_gradients(self.model.parameters(), world)
         lr = self.set_learning_rate()
         grad_norm = self._grad_norm() if measure else None
@@ -179,7 +191,23 @@ class Trainer:
         grads = [p.grad.float().norm() for p in self.model.parameters() if p.grad is not None]
         return float(torch.stack(grads).norm()) if grads else 0.0
 
+    def check_finite(self) -> None:
+        """Raise TrainingError if a loss so far was not finite, on any rank (a host sync,
+        and under torchrun a collective: every rank calls it at the same steps)."""
+        first = self._bad_step.clone()
+        if self.world.distributed:  # every rank stops together, whichever saw it
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MAX)
+        step = int(first)
+        if step:
+            seen = int(self._bad_step) == step
+            value = f"{float(self._bad_loss)}" if seen else "on another process"
+            raise TrainingError(
+                f"non-finite loss ({value}) at step {step}; stopping. "
+                + self._last_good_checkpoint()
+            )
+
     def _summarise(self, lr: float, grad_norm: float | None) -> dict[str, float]:
+        self.check_finite()
         totals = all_reduce_sum(self._totals, self.world).tolist()
         total = dict(zip(METRICS, totals, strict=True))
         examples = self.config.train.global_batch_size * self._steps_since
@@ -264,7 +292,7 @@ class Trainer:
             "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "embedding_optimizers": [o.state_dict() for o in self.embedding_optimizers],
-            "sampler": self.sampler.state_dict(),
+            "sampler": self.batches.state_dict(),  # after the batches trained on
             "carries": carries,
             "history": self.history,
             "rng": rng_state(),
@@ -302,7 +330,7 @@ class Trainer:
             self.embedding_optimizers, payload["embedding_optimizers"], strict=True
         ):
             optimizer.load_state_dict(state)
-        self.sampler.load_state_dict(payload["sampler"])
+        self.batches.load_state_dict(payload["sampler"])
         self.step = payload["step"]
         self.history = payload.get("history", [])
         carries = payload["carries"]
@@ -331,40 +359,51 @@ class Trainer:
             params = flatten(unstructure(self.config))
             self.board.hparams(params, {"eval/exact_accuracy": 0.0, "eval/token_accuracy": 0.0})
         log_every = self.config.train.log_interval
-        seen, seen_step = time.monotonic(), self.step
+        self._seen = (time.monotonic(), self.step)  # (time, step) of the last log line
         final: dict = {}
-        while self.step < stop_at:
-            measure = (self.step + 1) % log_every == 0 or self.step + 1 == stop_at
-            summary = self.train_step(measure=measure)
-            if summary is not None and self.world.is_main:
-                now = time.monotonic()
-                done, seen_step = self.step - seen_step, self.step
-                summary["examples_per_second"] = (
-                    done * self.config.train.global_batch_size / max(1e-9, now - seen)
+        try:
+            while self.step < stop_at:
+                measure = (self.step + 1) % log_every == 0 or self.step + 1 == stop_at
+                summary = self.train_step(measure=measure)
+                if summary is not None and self.world.is_main:
+                    self._log(summary)
+                # Under torchrun the ranks agree on the time budget at log steps only (a
+                # collective each step would make every step wait for the device).
+                out_of_time = (
+                    time_budget is not None
+                    and (measure or not self.world.distributed)
+                    and self._agree(time.monotonic() - started > time_budget)
                 )
-                seen = now
-                self.board.scalars("train", summary, self.step)
-                if self.progress is not None:
-                    shown = {k: summary[k] for k in ("loss", "exact_accuracy", "token_accuracy")}
-                    self.progress.update(self.step, shown)
-            out_of_time = time_budget is not None and self._agree(
-                time.monotonic() - started > time_budget
-            )
-            if out_of_time and self.progress is not None and self.world.is_main:
-                self.progress.message(f"time budget reached at step {self.step}")
-            last = self.step >= stop_at or out_of_time
-            if last or (self.eval_interval and self.step % self.eval_interval == 0):
-                final = self.evaluate(final=last)
-                self.save()
-                if self.progress is not None and self.world.is_main:
-                    shown = ", ".join(
-                        f"{k} {v:.4f}" for k, v in final.items() if k.endswith("accuracy")
-                    )
-                    self.progress.message(f"eval at step {self.step}: {shown}")
-            if last:
-                break
+                if out_of_time and self.progress is not None and self.world.is_main:
+                    self.progress.message(f"time budget reached at step {self.step}")
+                last = self.step >= stop_at or out_of_time
+                if last or (self.eval_interval and self.step % self.eval_interval == 0):
+                    self.check_finite()  # never evaluate or save a model a bad loss reached
+                    final = self.evaluate(final=last)
+                    self.save()
+                    self._show_eval(final)
+                if last:
+                    break
+        finally:
+            self.batches.close()  # the worker thread, when batches are made ahead
         self.board.flush()
         return final
+
+    def _log(self, summary: dict[str, float]) -> None:
+        """A log step's metrics to TensorBoard and the progress line (rank 0)."""
+        now, (then, then_step) = time.monotonic(), self._seen
+        examples = (self.step - then_step) * self.config.train.global_batch_size
+        summary["examples_per_second"] = examples / max(1e-9, now - then)
+        self._seen = (now, self.step)
+        self.board.scalars("train", summary, self.step)
+        if self.progress is not None:
+            shown = {k: summary[k] for k in ("loss", "exact_accuracy", "token_accuracy")}
+            self.progress.update(self.step, shown)
+
+    def _show_eval(self, metrics: dict[str, Any]) -> None:
+        if self.progress is not None and self.world.is_main:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("accuracy"))
+            self.progress.message(f"eval at step {self.step}: {shown}")
 
     def _agree(self, flag: bool) -> bool:
         """True on every rank when any rank says so (ranks must stop at the same step)."""

@@ -96,7 +96,7 @@ def test_presets_are_valid_run_configs(name):
 
 def test_cpu_is_the_default_without_cuda_and_paper_with_it():
     _, _, chosen = resolve("sudoku", mixer="mlp", cuda=False)
-    assert chosen == "preset cpu (the default: no CUDA device)"
+    assert chosen == "preset cpu (the default off CUDA)"
     _, _, chosen = resolve("sudoku", mixer="attention", cuda=True)
     assert chosen.startswith("preset paper-attention")
 

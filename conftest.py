@@ -1,0 +1,94 @@
+"""Test-suite settings shared by the engine's and the task plugins' tests.
+
+- ``pytest --device cuda`` (or ``TRM_TEST_DEVICE=cuda``) runs the tests marked
+  ``@pytest.mark.device`` (model parity, training steps, checkpoints and resume,
+  evaluation, trm-bench) on that device, through the ``device`` fixture; every
+  other test, and these without the option, run on the CPU.
+- No test may leave its device or forward dtype to the machine it runs on: while
+  the suite runs, trm's two machine-dependent choices (``auto`` device and
+  ``auto`` dtype, in ``trm_core.devices``) fail the test that reaches them. A
+  test of those choices themselves takes the ``machine`` fixture and mocks what
+  the machine reports.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import trm_core.devices
+
+
+class LeftToTheMachine(AssertionError):
+    """A test reached a choice that depends on the machine it runs on."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device",
+        default=os.environ.get("TRM_TEST_DEVICE", "cpu"),
+        help="device for the tests marked 'device' (cpu, cuda, cuda:N; default cpu, or "
+        "$TRM_TEST_DEVICE)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "device: runs on pytest's --device (default cpu) through the device fixture"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"trm test device: {config.getoption('--device')} (tests marked 'device')"
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    """The device named by ``--device`` (checked to exist here), e.g. ``"cpu"``."""
+    name = request.config.getoption("--device")
+    try:
+        trm_core.devices.resolve_device(name, key="--device")
+    except trm_core.devices.DeviceError as error:
+        raise pytest.UsageError(str(error)) from None
+    if name == "auto":
+        raise pytest.UsageError("--device auto would test the machine; name the device")
+    return name
+
+
+_REAL = {
+    "auto_device": trm_core.devices.auto_device,
+    "auto_dtype": trm_core.devices.auto_dtype,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _choices_are_pinned():
+    """Make the machine-dependent choices fail for the whole session (module-scoped
+    fixtures that train included)."""
+
+    def no_auto_device():
+        raise LeftToTheMachine(
+            "this test left the device to the machine (device 'auto'): pass --device / "
+            "device=..., or the device fixture"
+        )
+
+    def no_auto_dtype(device):
+        raise LeftToTheMachine(
+            f"this test left the forward dtype to the machine (dtype 'auto' on {device}): "
+            "set model.dtype"
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trm_core.devices, "auto_device", no_auto_device)
+        patch.setattr(trm_core.devices, "auto_dtype", no_auto_dtype)
+        yield
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """For tests of the ``auto`` choices: the real ones, with ``monkeypatch`` returned
+    so the test can mock what the machine reports (CUDA, native bfloat16)."""
+    for name, function in _REAL.items():
+        monkeypatch.setattr(trm_core.devices, name, function)
+    return monkeypatch

@@ -1,0 +1,141 @@
+"""Where trm computes, and every choice it leaves to the machine.
+
+A device is named ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Four
+settings may be left to the machine (``auto``, or unset), and each is decided here
+and nowhere else:
+
+- device (``--device``, ``device:``): ``cuda`` when a CUDA GPU is visible, else
+  ``cpu`` (:func:`auto_device`);
+- forward dtype (``model.dtype``): ``bfloat16`` where the device computes it
+  natively (CUDA GPUs with bf16, CPUs with AVX-512-BF16 or AMX), else ``float32``
+  (:func:`auto_dtype`);
+- ``train.compile``: ``torch.compile`` on CUDA, not on a CPU (:func:`auto_compile`);
+- ``train.prefetch``: batches prepared on a background thread on CUDA, not on a
+  CPU (:func:`auto_prefetch`).
+
+A task's default preset follows the device: its ``cpu`` preset unless the run
+is on CUDA. Tests pin all of these (the test suite fails any test that lets
+:func:`auto_device` or :func:`auto_dtype` decide without saying so).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .config import ConfigError
+
+#: What a device setting may say (N: a GPU index).
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+_DEVICE = re.compile(r"^(auto|cpu|mps|meta|cuda(:\d+)?)$")  # meta: shapes only, no data
+
+
+class DeviceError(ConfigError):
+    """A device that is not a device, or that this machine does not have."""
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has: ``cpu``, then ``cuda:0``... and ``mps`` where present."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_device_name(name: object, key: str = "device") -> str:
+    """``name`` if it is a device name (whether or not this machine has it), else a
+    DeviceError naming ``key`` and the valid forms."""
+    text = str(name)
+    if not isinstance(name, str | torch.device) or not _DEVICE.match(text):
+        raise DeviceError(
+            f"{key} {name!r} is not a device; use one of {', '.join(DEVICE_NAMES)} "
+            f"(this machine has {', '.join(available_devices())})"
+        )
+    return text
+
+
+def auto_device() -> torch.device:
+    """The device ``auto`` means on this machine: CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None, key: str = "device") -> torch.device:
+    """The torch device for a setting (None and ``auto``: :func:`auto_device`).
+
+    A malformed name, or a device this machine lacks (``cuda`` without CUDA,
+    ``cuda:3`` with one GPU), raises a DeviceError naming ``key`` and the
+    devices that exist.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return auto_device()
+    if isinstance(device, torch.device):
+        chosen = device
+    else:
+        chosen = torch.device(check_device_name(device, key))
+    here = available_devices()
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(
+                f"{key} {str(device)!r}: CUDA is not available on this machine; "
+                f"devices here: {', '.join(here)}"
+            )
+        if chosen.index is not None and chosen.index >= count:
+            raise DeviceError(
+                f"{key} {str(device)!r}: there is no such GPU; devices here: {', '.join(here)}"
+            )
+    elif chosen.type == "mps" and "mps" not in here:
+        raise DeviceError(
+            f"{key} {str(device)!r}: MPS is not available on this machine; "
+            f"devices here: {', '.join(here)}"
+        )
+    elif chosen.type not in ("cpu", "cuda", "mps", "meta"):
+        raise DeviceError(
+            f"{key} {str(device)!r} is not a device trm runs on; devices here: {', '.join(here)}"
+        )
+    return chosen
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matmuls natively (fast), not emulated."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a torch build without oneDNN
+            return False
+    return False
+
+
+def auto_dtype(device: torch.device) -> str:
+    """The forward dtype ``auto`` means on ``device``: bfloat16 where native, else float32."""
+    return "bfloat16" if native_bfloat16(device) else "float32"
+
+
+def resolve_dtype(dtype: str, device: str | torch.device | None) -> str:
+    """The forward dtype name for a config value; ``auto`` depends on the device."""
+    if dtype != "auto":
+        return dtype
+    return auto_dtype(resolve_device(device))
+
+
+def auto_compile(device: torch.device) -> bool:
+    """Whether ``train.compile`` unset means ``torch.compile`` the model: on CUDA only.
+
+    On a CPU (measured on 2 AVX2 cores, float32) a compiled step is 1.15-1.2x faster
+    but compiling takes about a minute, which the CPU presets' runs of minutes do not
+    win back; ``trm-bench --compile`` measures both on any device.
+    """
+    return device.type == "cuda"
+
+
+def auto_prefetch(device: torch.device) -> bool:
+    """Whether ``train.prefetch`` unset means preparing the next batch on a background
+    thread: on CUDA only, where the main thread would otherwise wait for it while the
+    GPU idles. On a CPU the thread would compete with the step for the same cores."""
+    return device.type == "cuda"
