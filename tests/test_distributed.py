@@ -4,6 +4,11 @@ The parent builds the tiny task's data and trains one process on the global batc
 two spawned workers, set up as torchrun would (WORLD_SIZE, RANK, LOCAL_RANK,
 MASTER_ADDR, MASTER_PORT), train the same config with each rank taking half of every
 global batch. Weights, puzzle embeddings, EMA shadows and carries must agree.
+
+Halting happens inside the test: the halting head starts sure to halt (bias +5) and
+half the slots explore, so which slots stop after one supervision step and which go
+on is decided by the exploration draws; those are drawn for the global batch and
+sliced per rank, so the two processes halt exactly the slots one process halts.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def _config():
         seq_len=tiny_task.LENGTH,
         num_puzzle_identifiers=IDENTIFIERS + 1,
     )
+    mapping["model"].update(halt_exploration_prob=0.5)
     mapping["train"].update(weight_decay=0.1, puzzle_emb_weight_decay=0.1, lr_warmup_steps=1)
     config = build_run_config(mapping)
     assert config.model.puzzle_emb_len > 0 and config.model.puzzle_emb_dim > 0
@@ -67,6 +73,22 @@ def _registry() -> trm_core.Registry:
     registry = trm_core.Registry(select={"trm-core"})
     registry.add_plugin(tiny_task, distribution="tests")
     return registry
+
+
+def _halting_early(trainer: Trainer) -> Trainer:
+    """Start the halting head sure to halt (logit +5), so exploration decides."""
+    with torch.no_grad():
+        trainer.model.halting_head.linear.bias[0] = 5.0
+    return trainer
+
+
+def _steps(trainer: Trainer) -> tuple[list[dict], list[torch.Tensor]]:
+    """STEPS measured steps; their summaries and the halted mask after each."""
+    summaries, halted = [], []
+    for _ in range(STEPS):
+        summaries.append(trainer.train_step(measure=True))
+        halted.append(trainer.carry.halted.clone())
+    return summaries, halted
 
 
 def _snapshot(trainer: Trainer) -> dict:
@@ -101,10 +123,10 @@ def _worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
         run_dir = out / "run" if world.is_main else None  # as trm-run does
         trainer = Trainer(_config(), task, Path(data_dir), world, run_dir, registry)
         assert trainer.sampler.local_batch_size == trainer.config.train.global_batch_size // 2
-        summaries = [trainer.train_step(measure=True) for _ in range(STEPS)]
+        summaries, halted = _steps(_halting_early(trainer))
         written = trainer.save()  # collective: both ranks gather the carries
         torch.save(
-            {"written": written, "summaries": summaries, **_snapshot(trainer)},
+            {"written": written, "summaries": summaries, "halted": halted, **_snapshot(trainer)},
             out / f"rank{rank}.pt",
         )
         dist.barrier()
@@ -148,10 +170,13 @@ def test_two_processes_step_like_one_on_the_same_global_batch(tmp_path, trm_regi
     # One process on the whole global batch.
     trm_registry.add_plugin(tiny_task, distribution="tests")
     config = _config()
-    single = Trainer(config, tiny_task.ReverseTask(), data_dir, World())
+    single = _halting_early(Trainer(config, tiny_task.ReverseTask(), data_dir, World()))
     initial_embedding = single.model.state_dict()[EMBEDDING].clone()
-    summaries = [single.train_step(measure=True) for _ in range(STEPS)]
+    summaries, halted = _steps(single)
     expected = _snapshot(single)
+    # Exploration decided halting: after each step some slots halted and some went on.
+    for mask in halted:
+        assert 0 < int(mask.sum()) < len(mask), mask
     assert single.step == STEPS and single.run_dir is None
     # The steps did something the comparison can see: the embedding rows of every
     # identifier and the weights moved.
@@ -170,6 +195,9 @@ def test_two_processes_step_like_one_on_the_same_global_batch(tmp_path, trm_regi
     for key, value in ranks[0]["ema"].items():
         assert torch.equal(value, ranks[1]["ema"][key]), key
     # ...which match the single process within 1e-5.
+    # The two ranks halted exactly the slots the single process halted, step by step.
+    for step, mask in enumerate(halted):
+        assert torch.equal(torch.cat([r["halted"][step] for r in ranks]), mask), step
     for rank in ranks:
         _assert_close(rank["model"], expected["model"], "model")
         _assert_close(rank["ema"], expected["ema"], "ema")
