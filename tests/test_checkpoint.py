@@ -21,8 +21,11 @@ def _logits(model, batch, steps=2):
     return out
 
 
-def test_round_trip_gives_the_same_model(tmp_path, tiny_config, batch):
-    model = build_model({**tiny_config, "mixer": "mlp", "positions": "none"}, device="cpu").eval()
+@pytest.mark.device
+def test_round_trip_gives_the_same_model(tmp_path, tiny_config, batch, device):
+    config = {**tiny_config, "mixer": "mlp", "positions": "none"}
+    model = build_model(config, device=device).eval()
+    batch = {key: value.to(device) for key, value in batch.items()}
     with torch.no_grad():  # make every weight matter
         model.encoder.puzzle_embedding.weights.normal_()
         model.halting_head.linear.weight.normal_()
@@ -31,7 +34,7 @@ def test_round_trip_gives_the_same_model(tmp_path, tiny_config, batch):
     assert payload["note"] == "hello"
     assert payload["components"]["mixer"]["distribution"] == "trm-core"
     assert {(p["kind"], p["name"]) for p in payload["plugins"]} >= {("mixer", "mlp")}
-    loaded = load_checkpoint(path)
+    loaded = load_checkpoint(path, device=device)
     assert not loaded.training and loaded.config == model.config
     expected, got = _logits(model, batch), _logits(loaded, batch)
     torch.testing.assert_close(got["logits"], expected["logits"], rtol=0, atol=0)

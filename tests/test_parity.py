@@ -365,16 +365,22 @@ def run_parity(
     assert len(batches) > halt_max_steps  # the run crossed a halt-and-reset
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("recipe", RECIPES)
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled-prefix", "plain-prefix"])
-def test_parity_with_reference_checkpoint(tmp_path: Path, recipe: str, compiled: bool) -> None:
+def test_parity_with_reference_checkpoint(
+    tmp_path: Path, recipe: str, compiled: bool, device: str
+) -> None:
+    """trm on pytest's --device, in float32, against the oracle on the CPU."""
     import trm_core
 
     cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=RECIPE_SEEDS[recipe])
     path = write_checkpoint(tmp_path, sd, compiled=compiled)
     # The compiled variant passes only non-inferable options, the plain one all of them.
-    model = trm_core.load_reference_checkpoint(path, **model_options(cfg, full=not compiled))
+    options = model_options(cfg, full=not compiled)
+    model = trm_core.load_reference_checkpoint(path, device=device, **options)
+    assert next(model.parameters()).device.type == torch.device(device).type
     assert not model.training, "load_reference_checkpoint must return the model in eval mode"
 
     index_dtype = torch.int32 if compiled else torch.int64

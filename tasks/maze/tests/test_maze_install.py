@@ -89,8 +89,9 @@ def test_pip_install_adds_the_maze_task_and_trm_run_trains_it(tmp_path):
     maze = [row for row in after if row["name"] == "maze"]
     assert [(r["distribution"], r["version"]) for r in maze] == [("trm-plugin-maze", "0.1.0")]
     # trm-run --task maze --mixer attention --preset cpu --max-steps 5, with its data and
-    # run folders in the test's own folder.
+    # run folders in the test's own folder, on the CPU in float32 whatever the machine.
     command = ["--task", "maze", "--mixer", "attention", "--preset", "cpu", "--max-steps", "5"]
+    command += ["--device", "cpu", "--set", "model.dtype=float32"]
     trained = run([python, "-c", RUN, *command, "--out", tmp_path / "runs"], env, tmp_path)
     assert "task maze, mixer attention, preset cpu" in trained.stdout
     assert "done: step 5" in trained.stdout
