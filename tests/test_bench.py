@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from trm_core.bench import PRESETS, format_result, main, preset_config, step_flops
 
@@ -97,6 +98,8 @@ def test_short_run_prints_one_json_object(capsys, device, dtype):
     assert result["peak_mean_gflops"] <= result["peak_gflops"]
     assert result["peak_fraction"] == pytest.approx(achieved / result["peak_gflops"])
     assert result["parameters"] > 0 and result["threads"] >= 1
+    if device == "cpu":  # no datasheet peak for a CPU
+        assert result["mfu"] is None and result["datasheet_peak_tflops"] is None
     assert all(math.isfinite(t) for t in result["step_ms"])
 
     text = format_result(result)
@@ -117,3 +120,21 @@ def test_bad_counts_are_usage_errors(capsys):
     assert main(["--preset", "tiny-sudoku-mlp", "--steps", "0"]) == 2
     assert main(["--preset", "tiny-sudoku-mlp", "--warmup", "-1"]) == 2
     assert "--warmup" in capsys.readouterr().err
+
+
+def test_mfu_uses_the_datasheet_peak_or_the_one_given(monkeypatch, capsys):
+    from trm_core import bench
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
+    assert bench.datasheet_peak_tflops(torch.device("cuda")) == 756.0
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert bench.datasheet_peak_tflops(torch.device("cuda")) == 989.0
+    assert bench.datasheet_peak_tflops(torch.device("cpu")) is None
+    argv = ["--preset", "tiny-sudoku-mlp", "--batch", "1", "--steps", "1", "--warmup", "0"]
+    argv += ["--device", "cpu", "--dtype", "float32", "--json", "--quiet"]
+    assert main([*argv, "--peak-tflops", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mfu"] == pytest.approx(result["achieved_gflops"] / 500.0)
+    assert "MFU" in format_result(result)
+    assert main([*argv, "--peak-tflops", "0"]) == 2
+    assert "--peak-tflops must be > 0" in capsys.readouterr().err

@@ -15,7 +15,11 @@ virtualised machine one short loop can catch a slow moment).
 Usage::
 
     trm-bench --preset paper-sudoku-mlp [--batch 16] [--steps 10] [--warmup 2]
-              [--dtype auto|float32|bfloat16] [--device auto|cpu|cuda] [--json]
+              [--dtype auto|float32|bfloat16] [--device auto|cpu|cuda] [--compile]
+              [--peak-tflops T] [--json]
+
+On a GPU, MFU (model FLOPs utilisation) is also reported against the GPU's dense
+bfloat16 datasheet peak (``DATASHEET_BF16_TFLOPS``, or ``--peak-tflops``).
 """
 
 from __future__ import annotations
@@ -81,6 +85,29 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 DEFAULT_BATCH = {"tiny": 64, "paper": 16}
 DTYPES = ("auto", "float32", "bfloat16")
+
+#: Dense bfloat16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s, by a part of the
+#: name torch reports (first match wins: the more specific names come first). MFU is the
+#: model's FLOPs per second over this peak; ``--peak-tflops`` names it for other GPUs.
+DATASHEET_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H200", 989.0),
+    ("H100", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("A10G", 70.0),
+    ("L4", 121.0),
+)
+
+
+def datasheet_peak_tflops(device: torch.device) -> float | None:
+    """The datasheet bfloat16 peak of ``device``'s GPU, or None (a CPU, an unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for part, peak in DATASHEET_BF16_TFLOPS if part in name), None)
 
 
 def preset_config(name: str, dtype: str = "auto") -> dict[str, Any]:
@@ -321,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", action="store_true",
         help="profile one more step with torch.profiler; print the top ops to stderr",
     )  # fmt: skip
+    parser.add_argument(
+        "--peak-tflops", type=float,
+        help="the device's bfloat16 peak for MFU (default: the datasheet's, for known GPUs)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -342,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"--{name} must be >= {least}, got {value}")
     if args.warmup < 0:
         return _fail(f"--warmup must be >= 0, got {args.warmup}")
+    if args.peak_tflops is not None and not args.peak_tflops > 0:
+        return _fail(f"--peak-tflops must be > 0, got {args.peak_tflops}")
     if args.threads is not None:
         if args.threads < 1:
             return _fail(f"--threads must be >= 1, got {args.threads}")
@@ -356,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result = bench(args.preset, batch, args.steps, args.warmup, args.dtype, device,
-                       use_compile=args.compile, profile=args.profile, log=log)  # fmt: skip
+                       use_compile=args.compile, profile=args.profile, log=log,
+                       peak_tflops=args.peak_tflops)  # fmt: skip
     except RuntimeError as error:
         return _fail(str(error))
     if args.json:
@@ -377,8 +411,12 @@ def bench(
     use_compile: bool = False,
     profile: bool = False,
     log: Callable[[str], None] = lambda text: None,
+    peak_tflops: float | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; returns the numbers ``--json`` prints."""
+    """Run the benchmark; returns the numbers ``--json`` prints.
+
+    ``peak_tflops``: the device's bfloat16 peak for ``mfu`` (default: the datasheet's,
+    for the GPUs in DATASHEET_BF16_TFLOPS; None on a CPU)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     config = preset_config(preset, dtype)
     log(f"trm-bench {preset}: building the model on {device}")
@@ -416,6 +454,8 @@ def bench(
 
     median = statistics.median(times)
     achieved = flops["total"] / median / 1e9
+    if peak_tflops is None:
+        peak_tflops = datasheet_peak_tflops(runner.device)
     return {
         "preset": preset,
         "device": str(runner.device),
@@ -441,6 +481,8 @@ def bench(
         "peak_end_gflops": peak_end["gflops"],
         "peak_matmul_size": peak["size"],
         "peak_fraction": achieved / peak["gflops"],
+        "datasheet_peak_tflops": peak_tflops,
+        "mfu": None if peak_tflops is None else achieved / (peak_tflops * 1e3),
         "load_average": None if load is None else list(load),
         "torch": torch.__version__,
         "config": unstructure(model_config),
@@ -479,6 +521,11 @@ def format_result(result: dict[str, Any]) -> str:
         f"{100 * result['peak_fraction']:.1f}% of the measured {result['dtype']} matmul peak "
         f"{result['peak_gflops']:.1f} GFLOP/s ({result['peak_matmul_size']}^2)",
     ]
+    if result["mfu"] is not None:
+        lines.append(
+            f"  MFU          {100 * result['mfu']:.1f}% of the bfloat16 peak "
+            f"{result['datasheet_peak_tflops']:.0f} TFLOP/s"
+        )
     if result["compile_first_step_s"] is not None:
         lines.append(f"  compile      first step {result['compile_first_step_s']:.1f} s")
     if load is not None:

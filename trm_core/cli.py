@@ -169,6 +169,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from .config import ConfigError, unstructure
     from .devices import resolve_device
     from .distributed import init_world
@@ -209,7 +211,11 @@ def _run(args: argparse.Namespace) -> int:
     model_line = mapping.get("model", {}).get("mixer", "?")
     say(
         f"trm-run: task {mapping['task']}, mixer {model_line}, {chosen}; device {world.device}"
-        + (f" x{world.size} processes" if world.distributed else "")
+        + (
+            f" x{world.size} processes ({torch.distributed.get_backend()})"
+            if world.distributed
+            else ""
+        )
     )
     config, data_dir = prepare(mapping, task, world, log=say)
     if args.resume:

@@ -19,6 +19,9 @@ class World:
     rank: int = 0
     size: int = 1
     device: torch.device = attrs.Factory(lambda: torch.device("cpu"))
+    # Started by torchrun: the process group is up and collectives run, even for one
+    # process (so a 1-process torchrun exercises the same path, NCCL included, as many).
+    launched: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -27,7 +30,7 @@ class World:
 
     @property
     def distributed(self) -> bool:
-        return self.size > 1
+        return self.size > 1 or self.launched
 
 
 def init_world(device: str = "auto") -> World:
@@ -39,7 +42,7 @@ def init_world(device: str = "auto") -> World:
     """
     chosen = resolve_device(device)
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if size == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # not started by torchrun
         return World(device=chosen)
     wants_cuda = chosen.type == "cuda"
     if wants_cuda:
@@ -48,7 +51,7 @@ def init_world(device: str = "auto") -> World:
         chosen = torch.device("cuda", local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
-    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=chosen)
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=chosen, launched=True)
 
 
 def all_reduce_gradients(parameters, world: World) -> None:
