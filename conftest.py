@@ -9,11 +9,14 @@
   ``auto`` dtype, in ``trm_core.devices``) fail the test that reaches them. A
   test of those choices themselves takes the ``machine`` fixture and mocks what
   the machine reports.
+- No test reads the network: a connection to anything but this machine fails the
+  test, and subprocesses get ``HF_HUB_OFFLINE=1``.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -82,6 +85,33 @@ def _choices_are_pinned():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trm_core.devices, "auto_device", no_auto_device)
         patch.setattr(trm_core.devices, "auto_dtype", no_auto_dtype)
+        yield
+
+
+def _is_local(sock: socket.socket, address) -> bool:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return True
+    host = address[0] if isinstance(address, tuple) else address
+    return host in ("localhost", "::1", "") or str(host).startswith("127.")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_network():
+    """Connections leave this machine only in a failing test."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guard(original):
+        def wrapper(sock, address):
+            if not _is_local(sock, address):
+                raise LeftToTheMachine(f"this test reached for the network ({address!r})")
+            return original(sock, address)
+
+        return wrapper
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setattr(socket.socket, "connect", guard(connect))
+        patch.setattr(socket.socket, "connect_ex", guard(connect_ex))
         yield
 
 
