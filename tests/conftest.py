@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from . import tiny_task
+
 TINY = {
     "vocab_size": 11,
     "seq_len": 9,
@@ -45,3 +47,11 @@ def make_batch():
 @pytest.fixture
 def batch():
     return _make_batch()
+
+
+@pytest.fixture
+def reverse(trm_registry, tmp_path, monkeypatch):
+    """The tiny task registered, its data cached under tmp_path; returns the runs folder."""
+    trm_registry.add_plugin(tiny_task, distribution="tests")
+    monkeypatch.setenv("TRM_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "runs"

@@ -242,11 +242,3 @@ def _config(**sections):
     for name, values in sections.items():
         mapping[name].update(values)
     return build_run_config(mapping)
-
-
-@pytest.fixture
-def reverse(trm_registry, tmp_path, monkeypatch):
-    """The tiny task registered, its data cached under tmp_path; returns the runs folder."""
-    trm_registry.add_plugin(tiny_task, distribution="tests")
-    monkeypatch.setenv("TRM_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "runs"

@@ -16,15 +16,6 @@ from trm_core.config import build_run_config
 
 from . import tiny_task
 
-
-@pytest.fixture
-def reverse(trm_registry, tmp_path, monkeypatch):
-    """The tiny task registered, its data cached under tmp_path; returns the runs folder."""
-    trm_registry.add_plugin(tiny_task, distribution="tests")
-    monkeypatch.setenv("TRM_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "runs"
-
-
 # The reverse task's cpu preset on the CPU (its preset pins dtype float32).
 REVERSE = ["--task", "reverse", "--preset", "cpu", "--device", "cpu"]
 

@@ -195,8 +195,11 @@ class Trainer:
         """Raise TrainingError if a loss so far was not finite, on any rank (a host sync,
         and under torchrun a collective: every rank calls it at the same steps)."""
         first = self._bad_step.clone()
-        if self.world.distributed:  # every rank stops together, whichever saw it
-            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MAX)
+        if self.world.distributed:  # every rank stops together at the earliest bad step
+            never = torch.iinfo(torch.long).max
+            first = torch.where(first > 0, first, never)
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+            first = torch.where(first < never, first, 0)
         step = int(first)
         if step:
             seen = int(self._bad_step) == step
