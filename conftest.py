@@ -40,6 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "device: runs on pytest's --device (default cpu) through the device fixture"
     )
+    name = config.getoption("--device")
+    if name == "auto":
+        raise pytest.UsageError("--device auto would test the machine; name the device")
+    try:  # a device this machine lacks stops the run at once, naming the ones it has
+        trm_core.devices.resolve_device(name, key="--device")
+    except trm_core.devices.DeviceError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -48,15 +55,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def device(request: pytest.FixtureRequest) -> str:
-    """The device named by ``--device`` (checked to exist here), e.g. ``"cpu"``."""
-    name = request.config.getoption("--device")
-    try:
-        trm_core.devices.resolve_device(name, key="--device")
-    except trm_core.devices.DeviceError as error:
-        raise pytest.UsageError(str(error)) from None
-    if name == "auto":
-        raise pytest.UsageError("--device auto would test the machine; name the device")
-    return name
+    """The device named by ``--device`` (checked at start-up to exist), e.g. ``"cpu"``."""
+    return request.config.getoption("--device")
 
 
 _REAL = {
