@@ -35,7 +35,7 @@ def _events(run: Path):
 
 # Bounds of the learning test, well inside the worst of the seeds and dtypes measured
 # (see the test's docstring).
-BOUNDS = {"loss_drop": 0.2, "token_accuracy": 0.4, "token_accuracy_rise": 0.0}
+BOUNDS = {"loss_drop": 0.3, "token_accuracy": 0.35, "token_accuracy_rise": 0.1}
 
 
 def train(out: Path, device: str, *extra: str) -> int:
@@ -59,12 +59,14 @@ def figures(run: Path) -> dict[str, float]:
 
 @pytest.mark.device
 def test_trm_run_learns_and_writes_a_complete_run_folder(reverse, device, capsys):
-    """Margins measured with benchmarks/learning_margins.py over train.seed 0-4 (2 AVX2
-    cores; data, test set and everything else fixed):
+    """Figures measured with benchmarks/learning_margins.py over train.seed 0-4 on an AVX2
+    CPU (bfloat16 emulated there; data, test set and all else fixed), and the bound:
 
     | figure | float32 | bfloat16 | bound |
     | --- | --- | --- | --- |
-    MARGINS
+    | loss_drop | 0.689-0.895 | 0.639-0.899 | > 0.3 |
+    | token_accuracy | 0.541-0.703 | 0.465-0.717 | > 0.35 |
+    | token_accuracy_rise | 0.322-0.445 | 0.240-0.467 | > 0.1 |
     """
     code = train(reverse, device)
     out = capsys.readouterr().out

@@ -26,7 +26,7 @@ SETTINGS = [
 ]  # fmt: skip
 # Bounds of the learning test, well inside the worst of the seeds and dtypes measured
 # (see the test's docstring).
-BOUNDS = {"exact_accuracy_rise": 0.2, "loss_ratio": 0.6}
+BOUNDS = {"exact_accuracy_rise": 0.4, "loss_ratio": 0.5}
 
 
 def train(root: Path, *extra: str) -> Path:
@@ -68,12 +68,13 @@ def trained_run(tmp_path_factory):
 
 
 def test_training_exact_accuracy_rises(trained_run):
-    """Margins measured with benchmarks/learning_margins.py over train.seed 0-4 (2 AVX2
-    cores; data, test set and everything else fixed):
+    """Figures measured with benchmarks/learning_margins.py over train.seed 0-4 on an AVX2
+    CPU (bfloat16 emulated there; data, test set and all else fixed), and the bound:
 
     | figure | float32 | bfloat16 | bound |
     | --- | --- | --- | --- |
-    MARGINS
+    | exact_accuracy_rise | 0.658-0.746 | 0.642-0.745 | > 0.4 |
+    | loss_ratio | 0.273-0.336 | 0.268-0.332 | < 0.5 |
     """
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["model"]["dtype"] == "float32" and config["device"] == "cpu"

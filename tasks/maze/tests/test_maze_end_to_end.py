@@ -73,8 +73,8 @@ def trained_run(tmp_path_factory):
 
 
 def test_the_run_learns_paths_beyond_copying_the_maze(trained_run):
-    """Margins measured with benchmarks/learning_margins.py over train.seed 0-4 (2 AVX2
-    cores; data, test set and everything else fixed):
+    """Figures measured with benchmarks/learning_margins.py over train.seed 0-4 on an AVX2
+    CPU (bfloat16 emulated there; data, test set and all else fixed), and the bound:
 
     | figure | float32 | bfloat16 | bound |
     | --- | --- | --- | --- |

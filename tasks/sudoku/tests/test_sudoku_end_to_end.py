@@ -35,7 +35,7 @@ SETTINGS = [
 ]  # fmt: skip
 # Bounds of the learning test, well inside the worst of the seeds and dtypes measured
 # (see the test's docstring).
-BOUNDS = {"blank_accuracy": 0.3, "loss_ratio": 0.8}
+BOUNDS = {"blank_accuracy": 0.6, "loss_ratio": 0.5}
 
 
 def train(root: Path, *extra: str) -> Path:
@@ -72,12 +72,13 @@ def trained_run(tmp_path_factory):
 
 
 def test_the_run_learns_and_leaves_everything_a_user_needs(trained_run):
-    """Margins measured with benchmarks/learning_margins.py over train.seed 0-4 (2 AVX2
-    cores; data, test set and everything else fixed):
+    """Figures measured with benchmarks/learning_margins.py over train.seed 0-4 on an AVX2
+    CPU (bfloat16 emulated there; data, test set and all else fixed), and the bound:
 
     | figure | float32 | bfloat16 | bound |
     | --- | --- | --- | --- |
-    MARGINS
+    | blank_accuracy | 0.891-0.957 | 0.905-0.951 | > 0.6 |
+    | loss_ratio | 0.238-0.262 | 0.228-0.263 | < 0.5 |
     """
     run_dir = trained_run
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.pt").is_file()
