@@ -29,7 +29,7 @@ SETTINGS = [
 ]  # fmt: skip
 # Bounds of the learning test, well inside the worst of the seeds and dtypes measured
 # (see the test's docstring).
-BOUNDS = {"token_accuracy_over_copying": 0.02, "valid_path_accuracy": 0.05, "loss_ratio": 0.6}
+BOUNDS = {"token_accuracy_over_copying": 0.05, "valid_path_accuracy": 0.12, "loss_ratio": 0.75}
 MAZE = "S...#\n.#.#.\n...#.\n#.#..\n..G.#"
 
 
@@ -78,7 +78,9 @@ def test_the_run_learns_paths_beyond_copying_the_maze(trained_run):
 
     | figure | float32 | bfloat16 | bound |
     | --- | --- | --- | --- |
-    MARGINS
+    | token_accuracy_over_copying | 0.098-0.132 | 0.095-0.129 | > 0.05 |
+    | valid_path_accuracy | 0.270-0.515 | 0.240-0.505 | > 0.12 |
+    | loss_ratio | 0.529-0.598 | 0.532-0.603 | < 0.75 |
     """
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["task"] == "maze" and config["model"]["seq_len"] == 25
