@@ -140,5 +140,6 @@ def auto_compile(device: torch.device) -> bool:
 def auto_prefetch(device: torch.device) -> bool:
     """Whether ``train.prefetch`` unset means preparing the next batch on a background
     thread: on CUDA only, where the main thread would otherwise wait for it while the
-    GPU idles. On a CPU the thread would compete with the step for the same cores."""
+    GPU idles. On a CPU the thread would compete with the step for the same cores
+    (measured on 2 AVX2 cores, ARC's cpu preset: 63.7 examples/s without, 62.1 with)."""
     return device.type == "cuda"
