@@ -140,9 +140,47 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _spawn_two(data_dir: Path, out_dir: Path) -> None:
+def _nan_worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
+    """A rank whose loss (rank 1's only) turns NaN at step 2; it records what stopped it."""
+    os.environ.update(
+        WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    dist.init_process_group = functools.partial(
+        dist.init_process_group, timeout=datetime.timedelta(seconds=TIMEOUT)
+    )
+    import trm_core.trainer as trainer_module
+
+    real, calls = trainer_module.act_loss, []
+
+    def poisoned(*args, **kwargs):
+        loss, metrics = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if rank == 1 and len(calls) == 2 else loss), metrics
+
+    trainer_module.act_loss = poisoned
+    world = init_world("cpu")
+    try:
+        registry = _registry()
+        trainer = Trainer(_config(), registry.get("task", "reverse")(), Path(data_dir), world,
+                          None, registry)  # fmt: skip
+        for _ in range(3):
+            trainer.train_step(measure=False)  # no rank reads anything back here
+        try:
+            trainer.check_finite()  # a collective: both ranks learn of rank 1's step
+            message = "no error"
+        except trm_core.trainer.TrainingError as error:
+            message = str(error)
+        Path(out_dir, f"rank{rank}.txt").write_text(message)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn_two(data_dir: Path, out_dir: Path, worker=_worker) -> None:
     context = mp.start_processes(
-        _worker, args=(_free_port(), str(data_dir), str(out_dir)), nprocs=2, join=False,
+        worker, args=(_free_port(), str(data_dir), str(out_dir)), nprocs=2, join=False,
         start_method="spawn",
     )  # fmt: skip
     deadline = time.monotonic() + 2 * TIMEOUT
@@ -240,3 +278,15 @@ def test_two_processes_step_like_one_on_the_same_global_batch(tmp_path, trm_regi
         assert torch.equal(saved["data"]["labels"], gathered["data"]["labels"])
     for key, value in checkpoint["model"].items():
         assert torch.equal(value, ranks[0]["model"][key]), key
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_its_step(tmp_path):
+    """Rank 1's loss is NaN at step 2; no step reads it back, and the next check stops
+    both ranks together, naming step 2 (the rank that saw it also names the value)."""
+    data_dir = _build_data(tmp_path)
+    out = tmp_path / "ranks"
+    out.mkdir()
+    _spawn_two(data_dir, out, worker=_nan_worker)
+    seen_by = {rank: (out / f"rank{rank}.txt").read_text() for rank in range(2)}
+    assert seen_by[1].startswith("non-finite loss (nan) at step 2; stopping."), seen_by
+    assert seen_by[0].startswith("non-finite loss (on another process) at step 2;"), seen_by
