@@ -92,6 +92,7 @@ def test_the_default_preset_follows_the_run_device_not_the_machine(machine, reve
     assert run_main([*argv, "--device", "cpu"]) == 0
     assert "preset cpu (the default off CUDA); device cpu" in capsys.readouterr().out
     assert device_setting(None, ["train.lr=1", "device=cuda:1"]) == "cuda:1"
+    assert device_setting(None, ["device=cuda:1", "device=cpu"]) == "cpu"  # the last --set
     assert device_setting("cpu", ["device=cuda:1"]) == "cpu"  # --device wins
 
 

@@ -96,11 +96,14 @@ def resolve(
 
 
 def device_setting(device: str | None, overrides: Sequence[str]) -> str | None:
-    """The device a run asks for: ``--device``, else the last ``--set device=...``."""
+    """The device a run asks for: ``--device``, else the last ``--set device=...`` (the
+    one that wins when the overrides are applied)."""
+    if device is not None:
+        return device
     for assignment in overrides:
         key, sep, value = assignment.partition("=")
         if sep and key.strip() == "device":
-            device = device or yaml.safe_load(value)
+            device = yaml.safe_load(value)
     return device
 
 
