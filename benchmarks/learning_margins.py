@@ -61,10 +61,8 @@ def trainer(module: ModuleType, root: Path, data: Path, extra: list[str]) -> Pat
     import trm_core
     from tests import tiny_task
 
-    registry = trm_core.Registry(select={"trm-core"})
-    registry.add_plugin(tiny_task, distribution="tests")
     os.environ["TRM_DATA_DIR"] = str(data)
-    with trm_core.use_registry(registry):
+    with trm_core.use_registry(tiny_task.registry()):
         out = root / "runs"
         assert module.train(out, "cpu", *extra) == 0
     [run] = [p for p in out.iterdir() if p.is_dir()]

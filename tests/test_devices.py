@@ -15,7 +15,7 @@ import trm_core
 import trm_core.devices as devices
 from trm_core.bench import main as bench_main
 from trm_core.cli import eval_main, run_main
-from trm_core.config import build_run_config, merge
+from trm_core.config import build_run_config
 from trm_core.devices import DeviceError
 from trm_core.distributed import World
 from trm_core.run import device_setting
@@ -76,13 +76,19 @@ def test_compile_and_prefetch_are_on_for_cuda_only():
         assert devices.auto_prefetch(torch.device(device)) is expected
 
 
+def _trainer(tmp_path: Path, device: str = "cpu", **sections) -> Trainer:
+    """A trainer of the tiny task on ``device``, its cpu preset updated by ``sections``."""
+    task = tiny_task.ReverseTask()
+    data_dir = Path(task.build_dataset(tiny_task.PRESET["data"]["options"], tmp_path / "data"))
+    world = World(device=torch.device(device))
+    return Trainer(tiny_task.run_config(**sections), task, data_dir, world, None,
+                   tiny_task.registry())  # fmt: skip
+
+
 def test_the_trainer_applies_the_rules_and_the_settings(tmp_path):
-    data_dir = tiny_task.ReverseTask().build_dataset(tiny_task.PRESET["data"]["options"], tmp_path)
-    registry = _registry()
-    trainer = Trainer(_config(), tiny_task.ReverseTask(), Path(data_dir), World(), None, registry)
+    trainer = _trainer(tmp_path)
     assert not trainer.compiled and not trainer.batches.background  # unset on a CPU: off
-    config = _config(train={"compile": False, "prefetch": True})
-    trainer = Trainer(config, tiny_task.ReverseTask(), Path(data_dir), World(), None, registry)
+    trainer = _trainer(tmp_path, train={"compile": False, "prefetch": True})
     assert not trainer.compiled and trainer.batches.background
 
 
@@ -158,10 +164,7 @@ def test_every_command_refuses_a_missing_device_in_one_line(machine, trained, ca
 def test_training_steps_run_and_stay_finite(tmp_path, device, dtype):
     """A few training steps in each forward dtype (bfloat16 is emulated, slowly, on AVX2
     CPUs, so the model is tiny): the loss, the weights and the carry stay finite."""
-    data_dir = tiny_task.ReverseTask().build_dataset(tiny_task.PRESET["data"]["options"], tmp_path)
-    config = _config(model={"dtype": dtype}, train={"lr_warmup_steps": 1})
-    world = World(device=torch.device(device))
-    trainer = Trainer(config, tiny_task.ReverseTask(), Path(data_dir), world, None, _registry())
+    trainer = _trainer(tmp_path, device, model={"dtype": dtype}, train={"lr_warmup_steps": 1})
     summaries = [trainer.train_step(measure=True) for _ in range(4)]
     assert trainer.model.config.dtype == dtype and trainer.carry.y.dtype == getattr(torch, dtype)
     assert all(math.isfinite(s["loss"]) and math.isfinite(s["grad_norm"]) for s in summaries)
@@ -208,10 +211,7 @@ def test_a_training_step_never_waits_for_the_device(tmp_path, device):
     """Between log steps the host queues work and never reads a value back (on CUDA no
     ``.item()``, no boolean-mask indexing, no ``torch.unique``...); batches are made on the
     worker thread. A log step reads the metrics, the gradient norm and the finiteness flag."""
-    data_dir = tiny_task.ReverseTask().build_dataset(tiny_task.PRESET["data"]["options"], tmp_path)
-    config = _config(train={"prefetch": True})  # the sampler works on its own thread
-    world = World(device=torch.device(device))
-    trainer = Trainer(config, tiny_task.ReverseTask(), Path(data_dir), world, None, _registry())
+    trainer = _trainer(tmp_path, device, train={"prefetch": True})  # sampler on its thread
     trainer.train_step()  # the first step makes the carry
     with SyncCounter() as counter:
         for _ in range(3):  # slots halt and restart in these steps (halt_max_steps 2)
@@ -221,25 +221,3 @@ def test_a_training_step_never_waits_for_the_device(tmp_path, device):
         trainer.train_step(measure=True)
     assert {"tolist", "__float__", "__int__"} <= set(counter.found)  # the counter sees reads
     trainer.batches.close()
-
-
-# -- helpers ------------------------------------------------------------------------
-
-
-def _registry() -> trm_core.Registry:
-    registry = trm_core.Registry(select={"trm-core"})
-    registry.add_plugin(tiny_task, distribution="tests")
-    return registry
-
-
-def _config(**sections):
-    mapping = merge({}, tiny_task.PRESET)
-    mapping.pop("by_mixer")
-    mapping["task"], mapping["preset"] = "reverse", "cpu"
-    mapping["model"].update(
-        vocab_size=tiny_task.ReverseTask().vocab_size, seq_len=tiny_task.LENGTH,
-        num_puzzle_identifiers=2,  # the blank id 0 and the task's one id
-    )  # fmt: skip
-    for name, values in sections.items():
-        mapping[name].update(values)
-    return build_run_config(mapping)

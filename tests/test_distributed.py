@@ -27,7 +27,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import trm_core
-from trm_core.config import build_run_config, merge
 from trm_core.distributed import World, init_world
 from trm_core.trainer import Trainer
 
@@ -40,17 +39,10 @@ TIMEOUT = 60  # seconds: a broken collective fails the test instead of hanging i
 
 
 def _config():
-    mapping = merge({}, tiny_task.PRESET)
-    mapping.pop("by_mixer")
-    mapping["task"], mapping["preset"] = "reverse", "cpu"
-    mapping["model"].update(
-        vocab_size=tiny_task.ReverseTask().vocab_size,
-        seq_len=tiny_task.LENGTH,
-        num_puzzle_identifiers=IDENTIFIERS + 1,
+    config = tiny_task.run_config(
+        model={"num_puzzle_identifiers": IDENTIFIERS + 1, "halt_exploration_prob": 0.5},
+        train={"weight_decay": 0.1, "puzzle_emb_weight_decay": 0.1, "lr_warmup_steps": 1},
     )
-    mapping["model"].update(halt_exploration_prob=0.5)
-    mapping["train"].update(weight_decay=0.1, puzzle_emb_weight_decay=0.1, lr_warmup_steps=1)
-    config = build_run_config(mapping)
     assert config.model.puzzle_emb_len > 0 and config.model.puzzle_emb_dim > 0
     assert config.train.global_batch_size % 2 == 0
     return config
@@ -67,12 +59,6 @@ def _build_data(root: Path) -> Path:
         inputs, labels = np.array(split.inputs), np.array(split.labels)
         trm_core.write_split(data_dir / name, inputs, labels, identifiers, task="reverse")
     return data_dir
-
-
-def _registry() -> trm_core.Registry:
-    registry = trm_core.Registry(select={"trm-core"})
-    registry.add_plugin(tiny_task, distribution="tests")
-    return registry
 
 
 def _halting_early(trainer: Trainer) -> Trainer:
@@ -118,7 +104,7 @@ def _worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
     world = init_world("cpu")
     try:
         assert (world.rank, world.size, world.device) == (rank, 2, torch.device("cpu"))
-        registry = _registry()
+        registry = tiny_task.registry()
         task = registry.get("task", "reverse")()
         run_dir = out / "run" if world.is_main else None  # as trm-run does
         trainer = Trainer(_config(), task, Path(data_dir), world, run_dir, registry)
@@ -162,7 +148,7 @@ def _nan_worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
     trainer_module.act_loss = poisoned
     world = init_world("cpu")
     try:
-        registry = _registry()
+        registry = tiny_task.registry()
         trainer = Trainer(_config(), registry.get("task", "reverse")(), Path(data_dir), world,
                           None, registry)  # fmt: skip
         for _ in range(3):

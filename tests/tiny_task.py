@@ -6,12 +6,14 @@ the digits by a permutation drawn from the seed) and its inverse.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import trm_core
+import trm_core.config
 from trm_core import Task, hookimpl, read_split, write_split
 
 DIGITS = 5  # tokens 1..5; 0 is PAD
@@ -114,3 +116,26 @@ class ReverseTask(Task):
 @hookimpl
 def register_tasks(register):
     register("reverse", ReverseTask)
+
+
+def registry() -> trm_core.Registry:
+    """trm-core's own plugins and this task, and nothing else installed."""
+    found = trm_core.Registry(select={"trm-core"})
+    found.add_plugin(sys.modules[__name__], distribution="tests")
+    return found
+
+
+def run_config(**sections: dict[str, Any]) -> trm_core.RunConfig:
+    """The cpu preset as a RunConfig, with each section's values updated by ``sections``
+    (e.g. ``model={"dtype": "bfloat16"}``); one puzzle identifier unless a section says."""
+    mapping = trm_core.config.merge({}, PRESET)
+    mapping.pop("by_mixer")
+    mapping["task"], mapping["preset"] = "reverse", "cpu"
+    mapping["model"].update(
+        vocab_size=DIGITS + 1,
+        seq_len=LENGTH,
+        num_puzzle_identifiers=2,  # blank 0 and id 1
+    )
+    for name, values in sections.items():
+        mapping[name].update(values)
+    return trm_core.config.build_run_config(mapping)
