@@ -23,7 +23,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -31,7 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: name -> (test file, how to call its train(root, *extra) and figures(run_dir)).
+#: name -> the test file whose train() and figures() are run.
 TESTS = {
     "trainer": ROOT / "tests" / "test_trainer.py",
     "sudoku": ROOT / "tasks" / "sudoku" / "tests" / "test_sudoku_end_to_end.py",
@@ -109,18 +108,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name} {dtype} seed {seed}: {shown} "
                           f"({time.monotonic() - started:.0f} s)", flush=True)  # fmt: skip
                 results[name][dtype] = per_figure
-            print(table(name, bounds, results[name], is_upper(module)), flush=True)
+            print(table(name, bounds, results[name]), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
-def is_upper(module: ModuleType) -> Callable[[str], bool]:
+def is_upper(key: str) -> bool:
     """Whether a figure's bound is an upper one (ratios) rather than a lower one."""
-    return lambda key: key.endswith("ratio")
+    return key.endswith("ratio")
 
 
-def table(name: str, bounds: dict[str, float], measured: dict, upper) -> str:
+def table(name: str, bounds: dict[str, float], measured: dict) -> str:
     """A Markdown table: figure, per dtype its range over seeds, the bound."""
     dtypes = list(measured)
     lines = [f"\n{name}:", "| figure | " + " | ".join(dtypes) + " | bound |"]
@@ -129,9 +128,9 @@ def table(name: str, bounds: dict[str, float], measured: dict, upper) -> str:
         cells = []
         for dtype in dtypes:
             values = measured[dtype][key]
-            worst = max(values) if upper(key) else min(values)
+            worst = max(values) if is_upper(key) else min(values)
             cells.append(f"{min(values):.3f}-{max(values):.3f} (worst {worst:.3f})")
-        sign = "<" if upper(key) else ">"
+        sign = "<" if is_upper(key) else ">"
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {sign} {bound} |")
     return "\n".join(lines)
 
