@@ -15,11 +15,20 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, ModelConfig, RunConfig, one_of, structure
+from .config import ConfigError, ModelConfig, RunConfig, one_of, positive, structure
 from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .inference import LoadedRun, load_run
-from .interfaces import Encoder, HaltingHead, Mixer, Rotary, Task, ThinkActCore
+from .interfaces import (
+    CAPABILITIES,
+    Component,
+    Encoder,
+    HaltingHead,
+    Mixer,
+    Rotary,
+    Task,
+    ThinkActCore,
+)
 from .layers import (
     Block,
     CastedEmbedding,
@@ -30,15 +39,33 @@ from .layers import (
     apply_rotary,
     rms_norm,
     rotary_tables,
+    swiglu_width,
     trunc_normal_,
 )
-from .model import Carry, TRMModel, build_model
+from .model import Carry, TRMModel, build_model, check_components
 from .registry import (
     PluginError,
     Registry,
     UnknownPluginError,
     get_registry,
     use_registry,
+)
+from .taskkit import (
+    DIHEDRAL_NAMES,
+    INVERSE_DIHEDRAL,
+    PAPER_BATCH,
+    SourceOptions,
+    build_once,
+    cpu_recipe,
+    dihedral,
+    dihedral_flat,
+    dihedral_permutation,
+    inverse_dihedral,
+    paper_recipe,
+    paper_steps,
+    say,
+    subsample,
+    task_data_version,
 )
 
 try:
@@ -47,11 +74,16 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "CAPABILITIES",
+    "DIHEDRAL_NAMES",
+    "INVERSE_DIHEDRAL",
+    "PAPER_BATCH",
     "Block",
     "Carry",
     "CastedEmbedding",
     "CastedLinear",
     "CheckpointError",
+    "Component",
     "ConfigError",
     "DataError",
     "Encoder",
@@ -65,6 +97,7 @@ __all__ = [
     "Registry",
     "Rotary",
     "RunConfig",
+    "SourceOptions",
     "Split",
     "SwiGLU",
     "TRMModel",
@@ -75,22 +108,36 @@ __all__ = [
     "apply_rotary",
     "atomic_write_text",
     "build_model",
+    "build_once",
+    "check_components",
+    "cpu_recipe",
     "csv_rows",
+    "dihedral",
+    "dihedral_flat",
+    "dihedral_permutation",
     "get_registry",
     "hookimpl",
     "hookspec",
     "hub_file",
+    "inverse_dihedral",
     "load_checkpoint",
     "load_reference_checkpoint",
     "load_run",
     "mix_seed",
     "one_of",
+    "paper_recipe",
+    "paper_steps",
+    "positive",
     "read_checkpoint",
     "read_split",
     "rms_norm",
     "rotary_tables",
     "save_checkpoint",
+    "say",
     "structure",
+    "subsample",
+    "swiglu_width",
+    "task_data_version",
     "trunc_normal_",
     "use_registry",
     "write_split",

@@ -33,6 +33,7 @@ from .devices import auto_device
 from .distributed import World
 from .interfaces import Task
 from .registry import Registry, get_registry
+from .taskkit import task_data_version
 
 
 def default_preset(presets: Mapping[str, Any], mixer: str | None, cuda: bool) -> tuple[str, str]:
@@ -107,12 +108,22 @@ def device_setting(device: str | None, overrides: Sequence[str]) -> str | None:
     return device
 
 
-def data_dir_for(task_name: str, options: Mapping[str, Any], cache_dir: str | None) -> Path:
-    """A cache folder per (task, data options): the same options reuse the same data."""
+def data_dir_for(
+    task_name: str, options: Mapping[str, Any], cache_dir: str | None, *, version: str
+) -> Path:
+    """A cache folder per (task, data options, data version): ``<base>/<task>-<key>``.
+
+    The same options reuse the same data, as long as the task's data version is
+    the same. ``version`` is :func:`trm_core.taskkit.task_data_version` of the
+    task: the task class's ``data_version`` attribute when it sets one, else the
+    version of the distribution the task comes from, so data built by another
+    release of a plugin (an older generator, say) is never reused silently.
+    ``<base>`` is ``cache_dir``, else ``$TRM_DATA_DIR``, else ``~/.cache/trm/data``;
+    ``<key>`` is the first 12 hex digits of the SHA-256 of the three as JSON.
+    """
     base = Path(cache_dir or os.environ.get("TRM_DATA_DIR") or Path.home() / ".cache/trm/data")
-    key = hashlib.sha256(
-        json.dumps({"task": task_name, "options": options}, sort_keys=True, default=str).encode()
-    ).hexdigest()[:12]
+    keyed = {"task": task_name, "options": options, "data_version": version}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return base.expanduser() / f"{task_name}-{key}"
 
 
@@ -120,7 +131,12 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
     """Build (or reuse) the task's data and complete the model's sizes from it."""
     data = mapping.get("data", {}) or {}
     task.configure(dict(data.get("options", {}) or {}))
-    target = data_dir_for(mapping["task"], data.get("options", {}), data.get("cache_dir"))
+    target = data_dir_for(
+        mapping["task"],
+        data.get("options", {}),
+        data.get("cache_dir"),
+        version=task_data_version(task),
+    )
     if world.is_main:
         started = time.monotonic()
         built = Path(task.build_dataset(dict(data.get("options", {})), target))

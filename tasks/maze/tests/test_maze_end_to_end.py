@@ -11,10 +11,11 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from trm_core import read_split
+from trm_core import read_split, task_data_version
 from trm_core.cli import run_main
 from trm_core.run import data_dir_for
 from trm_core.solve import main as solve_main
+from trm_plugin_maze import MazeTask
 
 # Small mazes, a small model and few supervision steps, so that a CPU learns in seconds.
 SETTINGS = [
@@ -53,7 +54,9 @@ def figures(run_dir: Path) -> dict[str, float]:
     final = json.loads((run_dir / "metrics.json").read_text())[-1]["metrics"]
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     data = config["data"]
-    test = read_split(data_dir_for("maze", data["options"], data["cache_dir"]) / "test")
+    version = task_data_version(MazeTask)
+    folder = data_dir_for("maze", data["options"], data["cache_dir"], version=version)
+    test = read_split(folder / "test")
     # Copying the maze and marking no path scores the share of non-path cells.
     copying = float((np.asarray(test.labels) != 5).mean())
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
