@@ -86,6 +86,7 @@ def test_build_writes_disjoint_splits_and_reuses_them(tmp_path, capsys):
             "hard": {"source": "generate", "count": 5, "givens": [28, 30], "minimal": False},
             "listed": {"source": "list", "path": str(listed)},
             "absent": {"source": "list", "path": str(tmp_path / "no.txt"), "optional": True},
+            "unset": {"source": "list", "optional": True},  # no path given: skipped
         },
     }
     out = build(options, tmp_path / "data")
@@ -95,12 +96,17 @@ def test_build_writes_disjoint_splits_and_reuses_them(tmp_path, capsys):
     assert len(read_split(out / "extra" / "hard", task)) == 5
     assert len(read_split(out / "extra" / "listed", task)) == 1
     assert not (out / "extra" / "absent").exists()
-    assert "absent: skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "absent: skipped" in err and "unset: skipped, no path given" in err
+    assert not (out / "extra" / "unset").exists()
     train_signatures = {signature(p) for p in to_digits(train.inputs)}
     assert not train_signatures & {signature(p) for p in to_digits(test.inputs)}
     summary = json.loads((out / "dataset.json").read_text())
     assert summary["splits"]["test"]["givens"]["min"] >= 38
-    assert summary["skipped"] == [{"name": "absent", "path": str(tmp_path / "no.txt")}]
+    assert summary["skipped"] == [
+        {"name": "absent", "path": str(tmp_path / "no.txt")},
+        {"name": "unset", "path": None},
+    ]
 
     stamp = (out / "train" / "inputs.npy").stat().st_mtime_ns
     assert build(options, tmp_path / "data") == out  # reused, not rebuilt

@@ -1,4 +1,4 @@
-"""trm-plugin-sudoku: Sudoku as a trm task (TRM_SPEC section 4).
+"""trm-plugin-sudoku: Sudoku as a trm task, as in the TRM paper (arXiv:2510.04871).
 
 Registers the task ``sudoku`` through the ``trm`` entry-point group. Data come
 from the offline generator by default, or from Sudoku-Extreme CSV files, the

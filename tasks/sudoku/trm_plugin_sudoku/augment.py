@@ -1,4 +1,4 @@
-"""Sudoku augmentations (TRM_SPEC section 4) and their exact inverses.
+"""Sudoku augmentations (those of the TRM paper, arXiv:2510.04871) and their exact inverses.
 
 One augmentation is a digit relabelling (a permutation of 1..9; blanks and PAD
 stay), an optional transpose, a permutation of the three bands and of the rows

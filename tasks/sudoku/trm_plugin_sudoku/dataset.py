@@ -7,7 +7,7 @@ The options name a source per split::
     test:  {source: generate, count: 1000, givens: [36, 45], minimal: false}
     extra_tests:                      # evaluated once, after training
       hard: {source: generate, count: 500, givens: [26, 30], minimal: false}
-      magictour: {source: list, path: puzzles.txt, optional: true}
+      magictour: {source: list, path: magictour_top1465.txt, optional: true}
 
 Sources: ``generate`` (offline, the default), ``csv`` (a Sudoku-Extreme-format
 file), ``hub`` (the same CSV from the Hugging Face Hub; needs the ``hub``
@@ -18,10 +18,7 @@ transform (under the training augmentations) of a training puzzle.
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -32,11 +29,13 @@ import numpy as np
 from trm_core import (
     ConfigError,
     DataError,
-    atomic_write_text,
+    SourceOptions,
+    build_once,
     mix_seed,
     one_of,
-    read_split,
+    say,
     structure,
+    subsample,
     write_split,
 )
 
@@ -51,25 +50,26 @@ DEFAULT_MIN_GUESSES = 10
 
 
 @attrs.define(kw_only=True)
-class SplitOptions:
-    """Where one split's puzzles come from."""
+class SplitOptions(SourceOptions):
+    """Where one split's puzzles come from.
+
+    ``count``: generate: how many puzzles; csv/hub/list: sample this many (None:
+    every row). ``path``: csv/list: the file. ``split``: hub: the split's file
+    (default: this split's name).
+    """
 
     source: str = attrs.field(default="generate", validator=one_of(SOURCES))
-    # generate: how many puzzles; csv/hub/list: sample this many (None: every row).
-    count: int | None = None
     # generate: the givens range [low, high]; minimal puzzles (every removable clue
     # removed) or puzzles stopped at a givens count; a difficulty floor in solver guesses
     # (None: 10 for minimal puzzles, whose median is then 14 guesses; 0 otherwise).
     givens: list[int] | None = None
     minimal: bool = True
     min_guesses: int | None = None
-    # csv/list: the file; hub: the dataset and its split file (default: this split's name).
-    path: str | None = None
-    repo: str = "sapientinc/sudoku-extreme"
-    split: str | None = None
+    repo: str = "sapientinc/sudoku-extreme"  # hub: the dataset
     min_difficulty: int | None = None  # csv/hub: keep rows rated at least this
     verify: bool = True  # csv/hub: prove each puzzle unique with the solver
-    optional: bool = False  # extra test sets only: skip, with a note, when the file is missing
+    # extra test sets only: skip, with a note, when the file is missing or no path is given
+    optional: bool = False
 
     def spec(self) -> PuzzleSpec:
         givens = None if self.givens is None else tuple(self.givens)
@@ -114,24 +114,23 @@ def _split_options(value: dict[str, Any], where: str) -> SplitOptions:
             if not split.count or split.count < 1:
                 raise ConfigError("source generate needs count >= 1")
             split.spec()
-        elif split.source in ("csv", "list") and not split.path:
+        elif split.source in ("csv", "list") and not split.path and not split.optional:
             raise ConfigError(f"source {split.source} needs path: FILE")
     except (ConfigError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
     return split
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _load(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) -> Puzzles | None:
     """The puzzles of one split; None for a missing optional file."""
     if split.source == "generate":
         return _generated(name, split, seed, avoid)
+    if split.source in ("csv", "list") and not split.path:
+        say(f"  {name}: skipped, no path given (--set data.options.extra_tests.{name}.path=FILE)")
+        return None
     if split.source in ("csv", "list") and not Path(split.path).expanduser().is_file():
         if split.optional:
-            _say(f"  {name}: skipped, {split.path} not found (optional)")
+            say(f"  {name}: skipped, {split.path} not found (optional)")
             return None
         raise DataError(f"data.options {name}: {split.path}: no such file")
     if split.source == "list":
@@ -143,10 +142,7 @@ def _load(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) ->
             else hub_csv(split.split or name, split.repo)
         )
         found = read_csv(path, min_difficulty=split.min_difficulty, verify=split.verify)
-    if split.count is not None and split.count < len(found):
-        rng = np.random.default_rng(mix_seed(seed, _code(name)))
-        found = found.take(np.sort(rng.choice(len(found), split.count, replace=False)))
-    return found
+    return found.take(subsample(len(found), split.count, seed, name))
 
 
 def _code(name: str) -> int:
@@ -167,7 +163,7 @@ def _generated(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray
         dropped += lost
         kept += [made[i] for i in keep]
     if dropped:
-        _say(f"  {name}: dropped {dropped} puzzles that could be transforms of others")
+        say(f"  {name}: dropped {dropped} puzzles that could be transforms of others")
     return Puzzles(
         np.asarray([m.puzzle for m in kept], dtype=np.uint8),
         np.asarray([m.solution for m in kept], dtype=np.uint8),
@@ -194,11 +190,12 @@ def _describe(found: Puzzles, split: SplitOptions) -> dict[str, Any]:
 def build(options: dict[str, Any], out_dir: Path) -> Path:
     """Write ``train``, ``test`` and ``extra/<name>`` splits to ``out_dir`` (reused if there)."""
     parsed = parse_options(dict(options))
-    out_dir = Path(out_dir)
-    if _complete(out_dir, parsed):
-        return out_dir
-    started = time.monotonic()
-    _say(f"building the Sudoku data set in {out_dir}")
+    return build_once(
+        Path(out_dir), lambda tmp: _write(parsed, tmp), what="the Sudoku data set", stale=_appeared
+    )
+
+
+def _write(parsed: SudokuOptions, out_dir: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"splits": {}, "skipped": []}
     train = _load("train", parsed.train, parsed.seed, [])
     avoid = list(train.puzzles)
@@ -218,31 +215,13 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
             source_lines=None if split.source == "generate" else found.lines.tolist(),
         )  # fmt: skip
         summary["splits"][name] = {"examples": len(found), **_describe(found, split)}
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    # Written last, atomically: its presence marks the data set complete.
-    atomic_write_text(out_dir / "dataset.json", json.dumps(summary, indent=2, default=str))
-    _say(f"  built in {summary['seconds']}s: " + ", ".join(
-        f"{name} {info['examples']}" for name, info in summary["splits"].items()
-    ))  # fmt: skip
-    return out_dir
+    say("  " + ", ".join(f"{name} {info['examples']}" for name, info in summary["splits"].items()))
+    return summary
 
 
-def _complete(out_dir: Path, parsed: SudokuOptions) -> bool:
-    """True when every split is on disk and no skipped optional file has appeared since."""
-    summary_path = out_dir / "dataset.json"
-    if not summary_path.is_file():
-        return False
-    summary = json.loads(summary_path.read_text())
+def _appeared(summary: dict[str, Any]) -> str | None:
+    """Why a complete data set is stale: an optional file skipped as missing is there now."""
     for skipped in summary.get("skipped", []):
         if skipped["path"] and Path(skipped["path"]).expanduser().is_file():
-            return False
-    skipped_names = {s["name"] for s in summary.get("skipped", [])}
-    paths = [out_dir / "train", out_dir / "test"] + [
-        out_dir / "extra" / name for name in parsed.extra_tests if name not in skipped_names
-    ]
-    try:
-        for path in paths:
-            read_split(path)
-    except DataError:
-        return False
-    return True
+            return f"{skipped['path']} (extra test {skipped['name']}, skipped) is there now"
+    return None

@@ -140,7 +140,7 @@ def signature(puzzle: Sequence[int]) -> tuple:
     """A fingerprint that every transform of ``puzzle`` shares.
 
     Invariant under digit relabelling, transposition, band/row and
-    stack/column permutations (TRM_SPEC section 4's augmentations): two puzzles
+    stack/column permutations (the training augmentations): two puzzles
     with different signatures are certainly not transforms of each other.
     Used to keep any transform of a training puzzle out of the test set.
     """

@@ -1,6 +1,6 @@
 """Sudoku grids as text, digits and tokens, and vectorised checks over many grids.
 
-Digits: 81 ints, 0 = blank. Tokens (TRM_SPEC section 4): digit + 1, so PAD 0,
+Digits: 81 ints, 0 = blank. Tokens (as in the paper's reference code): digit + 1, so PAD 0,
 blank 1 and the digits 1..9 are tokens 2..10; the vocabulary has 11 tokens.
 """
 

@@ -21,7 +21,7 @@ from .grid import keeps_givens, parse_line, valid_solutions
 from .parallel import map_chunks
 from .solver import solve
 
-#: The reference recipe's Hugging Face dataset (TRM_SPEC section 4).
+#: The Hugging Face dataset of the paper's Sudoku-Extreme experiments.
 HUB_REPO = "sapientinc/sudoku-extreme"
 CSV_HEADER = ["source", "question", "answer", "rating"]
 
