@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from test_maze_paths import mazes
 
+from trm_core import dihedral
 from trm_plugin_maze import MazeTask
 from trm_plugin_maze.augment import TRANSFORMS, apply, canonical, invert, positions
 from trm_plugin_maze.generate import MazeSpec, generate
@@ -51,6 +52,14 @@ def test_the_eight_transforms_are_distinct_and_zero_is_the_identity():
     assert (positions(5, 0) == grid).all()
     with pytest.raises(ValueError, match="not in 0..7"):
         positions(5, 8)
+
+
+def test_the_numbering_is_the_task_kits():
+    grid = np.arange(20).reshape(4, 5)[:, :4]  # a 4x4 grid of distinct cells
+    for k in range(TRANSFORMS):
+        np.testing.assert_array_equal(apply(grid.ravel(), k), dihedral(grid, k).ravel())
+    np.testing.assert_array_equal(apply(grid.ravel(), 1), np.rot90(grid).ravel())
+    np.testing.assert_array_equal(apply(grid.ravel(), 6), grid.T.ravel())
 
 
 def test_canonical_keys_ignore_transforms_only():

@@ -1,4 +1,4 @@
-"""trm-plugin-maze: Maze-Hard as a trm task (TRM_SPEC section 4).
+"""trm-plugin-maze: Maze-Hard as a trm task, as in the TRM paper (arXiv:2510.04871).
 
 Registers the task ``maze`` through the ``trm`` entry-point group. Mazes come
 from the offline generator by default (any square side), or from Maze-Hard CSV

@@ -1,34 +1,31 @@
-"""The 8 dihedral transforms of a square maze (TRM_SPEC section 4), with exact inverses.
+"""The 8 dihedral transforms of a square maze, with exact inverses.
 
-Transform k (0..7) rotates the grid a quarter turn counter-clockwise k % 4
-times, then transposes it if k >= 4; 0 is the identity. On a [side*side]
-token sequence a transform is a gather of positions, and its inverse the
-gather by the inverse permutation. Walls, S, G and path cells move together,
-so a shortest path stays a shortest path of the transformed maze.
+The transforms and their numbering are the task kit's (:data:`trm_core.DIHEDRAL_NAMES`:
+0 the identity, 1-3 the rotations counter-clockwise, 4-7 the reflections), the
+same as ARC's. On a [side*side] token sequence a transform is a gather of
+positions, and its inverse the gather by the inverse transform. Walls, S, G and
+path cells move together, so a shortest path stays a shortest path of the
+transformed maze. They serve ``data.augmentations`` up to 7 (the ``paper``
+preset uses none) and the check that no test maze is a transform of a training
+maze.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
+
+from trm_core import DIHEDRAL_NAMES, dihedral_permutation, inverse_dihedral
 
 from .grid import side_of
 
-TRANSFORMS = 8
+TRANSFORMS = len(DIHEDRAL_NAMES)
 
 
-@lru_cache(maxsize=64)
 def positions(side: int, transform: int) -> np.ndarray:
     """[side*side]: output cell i takes input cell positions[i]."""
     if not 0 <= transform < TRANSFORMS:
         raise ValueError(f"transform {transform} is not in 0..7")
-    grid = np.rot90(np.arange(side * side).reshape(side, side), transform % 4)
-    if transform >= 4:
-        grid = grid.T
-    out = np.ascontiguousarray(grid).ravel()
-    out.setflags(write=False)
-    return out
+    return dihedral_permutation(side, transform)
 
 
 def transform_of(seed: int) -> int:
@@ -44,9 +41,7 @@ def apply(tokens: np.ndarray, transform: int) -> np.ndarray:
 
 def invert(tokens: np.ndarray, transform: int) -> np.ndarray:
     """Undo :func:`apply` on [..., side*side] tokens."""
-    tokens = np.asarray(tokens)
-    order = positions(side_of(tokens.shape[-1]), transform)
-    return tokens[..., np.argsort(order)]
+    return apply(tokens, inverse_dihedral(transform))
 
 
 def canonical(tokens: np.ndarray) -> list[bytes]:

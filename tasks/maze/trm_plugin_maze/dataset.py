@@ -16,9 +16,6 @@ never share a maze.
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -29,12 +26,14 @@ import numpy as np
 from trm_core import (
     ConfigError,
     DataError,
-    atomic_write_text,
+    SourceOptions,
+    build_once,
     hub_file,
     mix_seed,
     one_of,
-    read_split,
+    say,
     structure,
+    subsample,
     write_split,
 )
 
@@ -47,18 +46,20 @@ HUB_REPO = "sapientinc/maze-30x30-hard-1k"
 
 
 @attrs.define(kw_only=True)
-class SplitOptions:
-    """Where one split's mazes come from."""
+class SplitOptions(SourceOptions):
+    """Where one split's mazes come from.
+
+    ``count``: generate: how many; csv/hub: sample this many (None: all).
+    ``path``: csv: the file. ``split``: hub: its file <split>.csv (default: this
+    split's name).
+    """
 
     source: str = attrs.field(default="generate", validator=one_of(SOURCES))
-    count: int | None = None  # generate: how many; csv/hub: sample this many (None: all)
     # generate: each maze's wall probability is drawn from [low, high]; its shortest
     # path must be longer than min_length moves (None: 110 x side / 30).
     wall_probability: list[float] = attrs.Factory(lambda: [0.3, 0.5])
     min_length: int | None = None
-    path: str | None = None  # csv: the file
     repo: str = HUB_REPO  # hub: the dataset
-    split: str | None = None  # hub: its file <split>.csv (default: this split's name)
 
     def spec(self, side: int) -> MazeSpec:
         return MazeSpec(
@@ -97,10 +98,6 @@ def parse_options(options: dict[str, Any]) -> MazeOptions:
     return top
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _code(name: str) -> int:
     return zlib.crc32(name.encode())
 
@@ -115,10 +112,7 @@ def _load(name: str, split: SplitOptions, options: MazeOptions, avoid: set[bytes
     else:
         path = hub_file(split.repo, f"{split.split or name}.csv", "trm-plugin-maze")
     found = read_csv(path, side=options.side)
-    if split.count is not None and split.count < len(found):
-        rng = np.random.default_rng(mix_seed(options.seed, _code(name)))
-        found = found.take(np.sort(rng.choice(len(found), split.count, replace=False)))
-    return found
+    return found.take(subsample(len(found), split.count, options.seed, name))
 
 
 def _generated(name: str, split: SplitOptions, options: MazeOptions, avoid: set[bytes]) -> Mazes:
@@ -138,7 +132,7 @@ def _generated(name: str, split: SplitOptions, options: MazeOptions, avoid: set[
             break
         asked += wanted - len(keep)  # the stream only grows: ask for more and filter again
     if asked > wanted:
-        _say(f"  {name}: replaced {asked - wanted} mazes shared with another split or repeated")
+        say(f"  {name}: replaced {asked - wanted} mazes shared with another split or repeated")
     keep = np.asarray(keep[:wanted])
     return Mazes(puzzles[keep], labels[keep], np.arange(1, wanted + 1), lengths[keep],
                  candidates=tried)  # fmt: skip
@@ -160,11 +154,11 @@ def _describe(found: Mazes, split: SplitOptions) -> dict[str, Any]:
 def build(options: dict[str, Any], out_dir: Path) -> Path:
     """Write the ``train`` and ``test`` splits to ``out_dir`` (reused if complete)."""
     parsed = parse_options(dict(options))
-    out_dir = Path(out_dir)
-    if _complete(out_dir):
-        return out_dir
-    started = time.monotonic()
-    _say(f"building the Maze data set ({parsed.side}x{parsed.side}) in {out_dir}")
+    what = f"the Maze data set ({parsed.side}x{parsed.side})"
+    return build_once(Path(out_dir), lambda tmp: _write(parsed, tmp), what=what)
+
+
+def _write(parsed: MazeOptions, out_dir: Path) -> dict[str, Any]:
     train = _load("train", parsed.train, parsed, set())
     avoid = set(canonical(train.puzzles)) if parsed.test.source == "generate" else set()
     test = _load("test", parsed.test, parsed, avoid)
@@ -175,19 +169,5 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
             source_lines=None if split.source == "generate" else found.lines.tolist(),
         )  # fmt: skip
         summary["splits"][name] = {"examples": len(found), **_describe(found, split)}
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    # Written last, atomically: its presence marks the data set complete.
-    atomic_write_text(out_dir / "dataset.json", json.dumps(summary, indent=2, default=str))
-    _say(f"  built in {summary['seconds']}s: train {len(train)}, test {len(test)}")
-    return out_dir
-
-
-def _complete(out_dir: Path) -> bool:
-    if not (out_dir / "dataset.json").is_file():
-        return False
-    try:
-        for name in ("train", "test"):
-            read_split(out_dir / name)
-    except DataError:
-        return False
-    return True
+    say(f"  train {len(train)}, test {len(test)}")
+    return summary

@@ -1,4 +1,4 @@
-"""Maze tokens and text (TRM_SPEC section 4).
+"""Maze tokens and text (those of the paper's Maze-Hard data).
 
 A maze is a square grid over the charset ``# SGo``: wall, open, start, goal and
 path. Tokens are the charset index + 1 (PAD is 0), so the vocabulary is 6. A

@@ -1,47 +1,37 @@
 """The Maze presets: the paper's recipe and a CPU recipe that learns in minutes.
 
-``paper`` is TRM_SPEC sections 4 and 5 for Maze-Hard: the attention mixer with
-rotary positions, T=3 cycles of n=4 think steps, 16 supervision steps, hidden
-512; 1,000 training and 1,000 test 30x30 mazes (Maze-Hard from the Hugging
+``paper`` is the Maze-Hard recipe of the paper (Jolicoeur-Martineau, "Less is
+More: Recursive Reasoning with Tiny Networks", 2025, arXiv:2510.04871): the
+attention mixer with rotary positions, T=3 cycles of n=4 think steps, 16
+supervision steps, hidden 512; 1,000 training and 1,000 test 30x30 mazes (Maze-Hard from the Hugging
 Face Hub: ``pip install 'trm-plugin-maze[hub]'``; or set
 ``data.options.train.source=generate`` and likewise for test to generate
 mazes the same way offline); no augmentation (the 8 dihedral transforms are
 ``data.augmentations=7``); global batch 768, lr and puzzle-embedding lr 1e-4,
 weight decay 1.0, warm-up 2,000 steps, EMA 0.999, 50,000 epochs with
-evaluation every 5,000.
+evaluation every 5,000 (the rest is :func:`trm_core.paper_recipe`).
 
 ``cpu`` (the default without CUDA) learns 7x7 mazes on a 2-core CPU in about
 nine minutes: 30,000 generated mazes with shortest paths over 6 moves, MLP
 mixer, hidden size 64, 2 supervision steps of one cycle of n=4 think steps,
-batch 64, 1,800 steps. ``--mixer attention`` adds rotary positions.
+batch 64, 1,800 steps (the rest is :func:`trm_core.cpu_recipe`). ``--mixer
+attention`` adds rotary positions.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-PAPER_MAZES, PAPER_EPOCHS, PAPER_EVAL_EPOCHS, PAPER_BATCH = 1000, 50000, 5000, 768
-# The reference's epoch is one pass over its 1,000 mazes: 50,000 x 1,000 / 768 steps.
-PAPER_STEPS = math.ceil(PAPER_EPOCHS * PAPER_MAZES / PAPER_BATCH)  # 65,105
-PAPER_EVAL_STEPS = math.ceil(PAPER_EVAL_EPOCHS * PAPER_MAZES / PAPER_BATCH)  # 6,511
+from trm_core import cpu_recipe, paper_recipe, paper_steps
 
-PAPER = {
-    "model": {
-        "mixer": "attention",
-        "positions": "rope",
-        "hidden_size": 512,
-        "num_heads": 8,
-        "expansion": 4,
-        "num_layers": 2,
-        "cycles": 3,
-        "think_steps": 4,
-        "puzzle_emb_len": 16,
-        "halt_max_steps": 16,
-        "halt_exploration_prob": 0.1,
-        "dtype": "auto",
-    },
-    "data": {
+PAPER_MAZES, PAPER_EPOCHS, PAPER_EVAL_EPOCHS = 1000, 50000, 5000
+# The reference's epoch is one pass over its 1,000 mazes: 50,000 x 1,000 / 768 steps.
+PAPER_STEPS = paper_steps(PAPER_EPOCHS, PAPER_MAZES)  # 65,105
+PAPER_EVAL_STEPS = paper_steps(PAPER_EVAL_EPOCHS, PAPER_MAZES)  # 6,511
+
+PAPER = paper_recipe(
+    model={"mixer": "attention", "positions": "rope", "num_heads": 8, "think_steps": 4},
+    data={
         "options": {
             "seed": 0,
             "side": 30,
@@ -50,24 +40,9 @@ PAPER = {
         },
         "augmentations": 0,
     },
-    "train": {
-        "global_batch_size": PAPER_BATCH,
-        "steps": PAPER_STEPS,
-        "lr": 1e-4,
-        "lr_warmup_steps": 2000,
-        "lr_min_ratio": 1.0,
-        "beta1": 0.9,
-        "beta2": 0.95,
-        "weight_decay": 1.0,
-        "puzzle_emb_lr": 1e-4,
-        "puzzle_emb_weight_decay": 1.0,
-        "ema": True,
-        "ema_rate": 0.999,
-        "loss": "stablemax",
-        "log_interval": 50,
-    },
-    "eval": {"interval_steps": PAPER_EVAL_STEPS, "batch_size": 256, "images": 4},
-}
+    train={"steps": PAPER_STEPS},
+    eval={"interval_steps": PAPER_EVAL_STEPS, "batch_size": 256},
+)
 
 #: The CPU recipe. Measured choices (each a run on the 2-core development machine):
 #: few supervision steps of deeper thinking (2 steps of n=4) let the trainer take in
@@ -76,21 +51,15 @@ PAPER = {
 #: against 4%); no augmentation keeps the label's tie-break one rule (30,000 distinct
 #: generated mazes instead); the MLP mixer learns these small grids far sooner than
 #: attention with 1-D rotary positions.
-CPU = {
-    "model": {
-        "mixer": "mlp",
+CPU = cpu_recipe(
+    model={
         "positions": "none",
-        "hidden_size": 64,
         "num_heads": 2,
-        "expansion": 4,
-        "num_layers": 2,
-        "cycles": 1,
         "think_steps": 4,
         "puzzle_emb_dim": 0,  # one puzzle identifier: a puzzle embedding adds nothing
         "halt_max_steps": 2,
-        "dtype": "auto",
     },
-    "data": {
+    data={
         "options": {
             "seed": 0,
             "side": 7,
@@ -100,20 +69,9 @@ CPU = {
         },
         "augmentations": 0,
     },
-    "train": {
-        "global_batch_size": 64,
-        "steps": 1800,  # about 8.5 minutes on 2 AVX2 cores (0.28 s a step)
-        "lr": 3e-3,
-        "lr_warmup_steps": 200,
-        "lr_min_ratio": 0.1,
-        "weight_decay": 0.1,
-        "puzzle_emb_lr": 1e-2,
-        "puzzle_emb_weight_decay": 0.1,
-        "ema_rate": 0.99,  # a short run: average over the last ~100 steps
-        "log_interval": 20,
-    },
-    "eval": {"interval_steps": 600, "batch_size": 1000, "images": 4},
-    "by_mixer": {"attention": {"model": {"positions": "rope"}}},
-}
+    train={"steps": 1800},  # about 8.5 minutes on 2 AVX2 cores (0.28 s a step)
+    eval={"interval_steps": 600, "batch_size": 1000},
+    by_mixer={"attention": {"model": {"positions": "rope"}}},
+)
 
 PRESETS: dict[str, dict[str, Any]] = {"cpu": CPU, "paper": PAPER}
