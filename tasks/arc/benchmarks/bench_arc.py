@@ -9,8 +9,8 @@ served (augmented, translated, renamed) and per global batch of 768; the
 evaluator's time to vote over every test row (fed the labels as predictions,
 so pass@1 must come out 1.0) and to write submission.json; and the size and
 write/read time of a checkpoint of the paper model with its puzzle-embedding
-table. ConceptARC is read from ``--concept`` (default: ../shared/data/arc
-beside the repository); without it the recipe runs without that set.
+table. ConceptARC is read from ``--concept DIR`` (the folder holding
+``arc-agi_concept_challenges.json``); without it the recipe runs without that set.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ from trm_plugin_arc import ArcTask
 from trm_plugin_arc.presets import PRESETS
 from trm_plugin_arc.voting import submission_problems
 
-HERE = Path(__file__).resolve()
-SHARED = HERE.parents[3].parent / "shared" / "data" / "arc"
-
 
 def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -43,18 +40,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="paper-arc1", choices=["paper-arc1", "paper-arc2"])
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--concept", type=Path, default=SHARED)
+    parser.add_argument("--concept", type=Path, default=None)
     parser.add_argument("--skip-checkpoint", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
     preset = PRESETS[args.recipe]
     options = json.loads(json.dumps(preset["data"]["options"]))
-    if (args.concept / "arc-agi_concept_challenges.json").is_file():
+    if args.concept and (args.concept / "arc-agi_concept_challenges.json").is_file():
         options["data_dir"] = str(args.concept)
     else:
         options["sets"]["concept"] = None
-        print(f"no ConceptARC in {args.concept}: the recipe without it")
+        print(f"no ConceptARC (--concept {args.concept}): the recipe without it")
     task = ArcTask()
     task.configure(options)
     out = args.data_dir or Path.home() / ".cache" / "trm" / "bench" / f"arc-{args.recipe}"

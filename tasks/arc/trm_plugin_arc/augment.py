@@ -1,11 +1,13 @@
-"""ARC augmentations (TRM_SPEC section 4): a dihedral transform and a colour permutation.
+"""ARC augmentations (the TRM paper's): a dihedral transform and a colour permutation.
 
 An :class:`Augmentation` is one of the 8 dihedral transforms of the grid plane
 together with a permutation of colours 1-9 (colour 0, the background, stays).
 Each task gets a fixed, ordered set of distinct augmentations, the identity
 first, drawn deterministically from a seed (:func:`augmentation_set`): the same
 set on every rank, every resume and every rebuild. Translation (a random offset
-on the canvas) is drawn separately for training examples.
+on the canvas) is drawn separately for training examples. The dihedral
+transforms and their numbering (stored in built data sets) are the task kit's,
+:data:`trm_core.DIHEDRAL_NAMES`, which follow the paper's reference code.
 """
 
 from __future__ import annotations
@@ -17,37 +19,13 @@ from itertools import permutations
 import attrs
 import numpy as np
 
+from trm_core import DIHEDRAL_NAMES, INVERSE_DIHEDRAL, dihedral
+
 from .grid import COLOURS
 
-#: Names of the 8 dihedral transforms, by id (TRM_SPEC section 4).
-DIHEDRAL = (
-    "identity", "rot90", "rot180", "rot270", "flip left-right", "flip up-down",
-    "transpose", "anti-transpose",
-)  # fmt: skip
-#: The inverse of each transform: rot90 and rot270 undo each other, the rest undo themselves.
-INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
-
-
-def dihedral(grid: np.ndarray, k: int) -> np.ndarray:
-    """Transform ``k`` (0-7, see :data:`DIHEDRAL`) of a 2-D grid."""
-    grid = np.asarray(grid)
-    if k == 0:
-        return grid
-    if k == 1:  # rot90 (counter-clockwise), as np.rot90
-        return grid.T[::-1]
-    if k == 2:
-        return grid[::-1, ::-1]
-    if k == 3:
-        return grid.T[:, ::-1]
-    if k == 4:
-        return grid[:, ::-1]
-    if k == 5:
-        return grid[::-1, :]
-    if k == 6:
-        return grid.T
-    if k == 7:
-        return grid[::-1, ::-1].T
-    raise ValueError(f"dihedral transform {k} is not 0-7")
+#: Names of the 8 dihedral transforms, by id, and the inverse of each (the task kit's).
+DIHEDRAL = DIHEDRAL_NAMES
+INVERSE = INVERSE_DIHEDRAL
 
 
 @attrs.frozen

