@@ -482,10 +482,6 @@ class SourceOptions:
     path: str | None = None
     split: str | None = None
 
-    def pick(self, size: int, seed: int, name: str) -> np.ndarray:
-        """The rows of a ``size``-row file this split keeps (:func:`subsample`)."""
-        return subsample(size, self.count, seed, name)
-
 
 # --------------------------------------------------------------------------- cache key
 
