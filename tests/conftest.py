@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ TINY = {
     "vocab_size": 11,
     "seq_len": 9,
     "hidden_size": 32,
-    "num_heads": 4,
+    "options": {"attention": {"num_heads": 4}},
     "expansion": 2.0,
     "num_layers": 2,
     "cycles": 3,
@@ -26,7 +28,7 @@ TINY = {
 @pytest.fixture
 def tiny_config() -> dict:
     """A tiny attention + rope model config (edit freely: it is a copy)."""
-    return dict(TINY)
+    return copy.deepcopy(TINY)
 
 
 def _make_batch(size: int = 4, seq_len: int = 9, vocab: int = 11, ids: int = 5, seed: int = 0):

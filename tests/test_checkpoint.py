@@ -23,7 +23,7 @@ def _logits(model, batch, steps=2):
 
 @pytest.mark.device
 def test_round_trip_gives_the_same_model(tmp_path, tiny_config, batch, device):
-    config = {**tiny_config, "mixer": "mlp", "positions": "none"}
+    config = {**tiny_config, "mixer": "mlp", "options": {"grid": {"positions": "none"}}}
     model = build_model(config, device=device).eval()
     batch = {key: value.to(device) for key, value in batch.items()}
     with torch.no_grad():  # make every weight matter

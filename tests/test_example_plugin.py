@@ -60,12 +60,12 @@ def test_conv_mixer_trains_in_process(trm_registry):
             "vocab_size": 11,
             "seq_len": 16,
             "hidden_size": 32,
-            "num_heads": 2,
             "puzzle_emb_len": 4,
             "dtype": "float32",
             "cycles": 2,
             "think_steps": 2,
             "halt_max_steps": 2,
+            "options": {"conv": {"kernel_size": 5}},
         },
         device="cpu",
     )
@@ -88,7 +88,7 @@ def test_conv_mixer_trains_in_process(trm_registry):
     assert len(mixers) == model.config.num_layers  # one per block of the reasoning net
     for mixer in mixers:
         assert mixer.weight.dtype == torch.float32
-        assert mixer.weight.shape == (32, 1, plugin.ConvMixer.kernel_size)  # [D, 1, K]
+        assert mixer.weight.shape == (32, 1, 5)  # [D, 1, K], K from model.options.conv
         assert mixer.weight.grad is not None
         assert torch.isfinite(mixer.weight.grad).all()
         assert mixer.weight.grad.abs().sum() > 0
@@ -175,3 +175,31 @@ def test_pip_installed_example_is_listed(tmp_path):
     rows = plugin_rows(str(python), env, tmp_path)
     assert CONV_ROW in rows, rows
     assert all(row in rows for row in base_rows), (base_rows, rows)
+
+
+def test_conv_option_is_set_from_the_command_line(reverse, trm_registry, capsys):
+    """A third-party mixer's own option is a config key: set with --set, recorded in the
+    run's config, checked with nearest-key hints before any data is built."""
+    from trm_core.cli import run_main
+    from trm_core.run import read_config
+
+    trm_registry.add_plugin(load_example(), distribution="trm-plugin-conv", version="0.1.0")
+    argv = ["--task", "reverse", "--preset", "cpu", "--device", "cpu", "--mixer", "conv"]
+    argv += ["--out", str(reverse), "--max-steps", "2"]
+    assert run_main([*argv, "--set", "model.options.conv.kernel_size=5"]) == 0
+    [run] = list(reverse.iterdir())
+    assert read_config(run).model.options["conv"] == {"kernel_size": 5}
+    capsys.readouterr()
+
+    assert run_main([*argv, "--set", "model.options.conv.kernal_size=5"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown key model.options.conv.kernal_size (did you mean 'kernel_size'?)" in error
+    assert run_main([*argv, "--set", "model.options.conv.kernel_size=4"]) == 2
+    assert "model.options.conv.kernel_size must be odd and positive, got 4" in (
+        capsys.readouterr().err
+    )
+    assert run_main([*argv, "--set", "model.options.cnv.kernel_size=5"]) == 2
+    assert "model.options.cnv: no component is called 'cnv' (did you mean 'conv'?)" in (
+        capsys.readouterr().err
+    )
+    assert not (reverse.parent / "data").exists() or len(list(reverse.iterdir())) == 1

@@ -210,7 +210,7 @@ def test_by_mixer_section_and_early_halting_evaluation(reverse, capsys):
     assert run_main([*args, "--set", "train.steps=4", "--set", "eval.early_halting=true"]) == 0
     run = _only_run(reverse)
     config = build_run_config(yaml.safe_load((run / "config.yaml").read_text()))
-    assert config.model.mixer == "attention" and config.model.positions == "rope"
+    assert config.model.mixer == "attention" and config.model.options["grid"]["positions"] == "rope"
     [record] = json.loads((run / "metrics.json").read_text())
     assert 1 <= record["metrics"]["early_halting/mean_steps"] <= 2
     assert len(record["exact_accuracy_by_steps"]) == config.model.halt_max_steps

@@ -22,9 +22,8 @@ LENGTH = 8
 PRESET = {
     "model": {
         "mixer": "mlp",
-        "positions": "none",
+        "options": {"grid": {"positions": "none"}, "attention": {"num_heads": 2}},
         "hidden_size": 32,
-        "num_heads": 2,
         "expansion": 2,
         "cycles": 2,
         "think_steps": 2,
@@ -45,7 +44,7 @@ PRESET = {
         "log_interval": 5,
     },
     "eval": {"interval_steps": 20, "batch_size": 64, "images": 2},
-    "by_mixer": {"attention": {"model": {"positions": "rope"}}},
+    "by_mixer": {"attention": {"model": {"options": {"grid": {"positions": "rope"}}}}},
 }
 
 

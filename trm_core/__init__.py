@@ -15,7 +15,15 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, ModelConfig, RunConfig, one_of, positive, structure
+from .config import (
+    ConfigError,
+    ModelConfig,
+    RunConfig,
+    non_negative,
+    one_of,
+    positive,
+    structure,
+)
 from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
 from .hookspecs import hookimpl, hookspec
 from .inference import LoadedRun, load_run
@@ -124,6 +132,7 @@ __all__ = [
     "load_reference_checkpoint",
     "load_run",
     "mix_seed",
+    "non_negative",
     "one_of",
     "paper_recipe",
     "paper_steps",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import attrs
 import torch
 from torch import Tensor
 
@@ -284,7 +285,22 @@ def reference_config(
             f"no installed mixer corresponds to the reference's mlp_t={opts['mlp_t']}"
         )
     fields = {ours: opts[ref] for ref, ours in REFERENCE_OPTIONS.items() if ref in opts}
-    return structure(ModelConfig, {**fields, "mixer": mixers[0].name}, where="model")
+    # What the reference keeps at model level are options of our components now: its
+    # rotary/learned positions are the grid encoder's, its head count the attention
+    # mixer's. mlp_t blocks never read the rotary tables, so rope there is no positions.
+    mixer = mixers[0]
+    encoder = fields.get("encoder", "grid")
+    grid = {"positions": fields.pop("positions"), "rope_theta": fields.pop("rope_theta")}
+    if grid["positions"] == "rope" and opts["mlp_t"]:
+        grid["positions"] = "none"
+    options = {encoder: grid}
+    heads = fields.pop("num_heads")
+    mixer_options = getattr(mixer.obj, "Options", None)
+    if mixer_options is not None and "num_heads" in attrs.fields_dict(mixer_options):
+        options[mixer.name] = {"num_heads": heads}
+    return structure(
+        ModelConfig, {**fields, "mixer": mixer.name, "options": options}, where="model"
+    )
 
 
 def load_reference_checkpoint(

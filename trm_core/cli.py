@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,12 @@ def plugins_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", help="only this kind (encoder, mixer, core, halting_head, task)")
     args = parser.parse_args(argv)
 
-    from .registry import PluginError, get_registry
+    from .registry import PluginError, PluginLoadWarning, get_registry
 
     try:
-        registry = get_registry()
+        with warnings.catch_warnings():  # failures are listed below, once
+            warnings.simplefilter("ignore", PluginLoadWarning)
+            registry = get_registry()
         entries = registry.entries(args.kind)
     except PluginError as error:
         return _fail(str(error))
@@ -117,7 +120,8 @@ def convert_main(argv: list[str] | None = None) -> int:
         f"model: {model.num_parameters():,} parameters; {config.encoder} encoder, "
         f"{config.mixer} mixer, {config.core} core, {config.halting_head} halting head; "
         f"hidden {config.hidden_size}, T={config.cycles}, n={config.think_steps}, "
-        f"seq_len {config.seq_len}, vocab {config.vocab_size}, positions {config.positions}"
+        f"seq_len {config.seq_len}, vocab {config.vocab_size}"
+        + "".join(f"; {name} {opts}" for name, opts in config.options.items() if opts)
     )
     print(f"wrote {args.output}")
     return 0
@@ -175,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     from .devices import resolve_device
     from .distributed import init_world
     from .layers import PuzzleEmbedding
+    from .model import check_model_section
     from .monitor import Progress, format_duration
     from .registry import get_registry
     from .run import device_setting, new_run_dir, prepare, read_config, resolve, write_config
@@ -206,6 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.device:
         mapping["device"] = args.device
+    check_model_section(mapping.get("model") or {}, registry)  # before any data is built
     world = init_world(mapping.get("device", "auto"))
     say = print if world.is_main else (lambda *a, **k: None)
     model_line = mapping.get("model", {}).get("mixer", "?")
@@ -326,8 +332,22 @@ def main(argv: list[str] | None = None) -> int:
     return COMMANDS[argv[0]](argv[1:])
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Plugin load failures as one plain line; other warnings as Python shows them."""
+    from .registry import PluginLoadWarning
+
+    if issubclass(category, PluginLoadWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def run(command) -> None:
     """Run a console command; a closed pipe (``trm-plugins | head``) is not an error."""
+    warnings.showwarning = _show_warning
     try:
         code = command()
         sys.stdout.flush()

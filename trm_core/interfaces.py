@@ -5,8 +5,14 @@ prefix length, L = P + S model sequence length, D hidden size, V vocabulary.
 
 Network components (Encoder, Mixer, ThinkActCore, HaltingHead) are
 ``torch.nn.Module`` subclasses constructed from a :class:`~trm_core.ModelConfig`.
-Each may map its parameter names to those of the reference TRM code through
-``reference_keys`` so that reference checkpoints load into it.
+Each may declare its own options (an attrs class, ``Options``), read from the
+config section ``model.options.<its registered name>``, and requirements on
+the other components' options (``requires``). Each may map its parameter
+names to those of the reference TRM code through ``reference_keys`` so that
+reference checkpoints load into it.
+
+A class that leaves an abstract member unimplemented is refused when its
+plugin loads (``trm-plugins`` reports it and exits 1).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig, structure
 
 if TYPE_CHECKING:
     from .data import Split
@@ -28,16 +34,57 @@ if TYPE_CHECKING:
 Rotary = tuple[Tensor, Tensor] | None
 
 
-class Encoder(nn.Module, ABC):
+class Component(nn.Module, ABC):
+    """What the four network interfaces share: the config, options and requirements."""
+
+    #: The plugin kind, also the ModelConfig field naming the chosen implementation.
+    kind: ClassVar[str]
+    #: This component's own options: an attrs class (``kw_only``, every field with a
+    #: default), read from ``model.options.<registered name>`` with the same strict
+    #: nearest-key errors as every other section. None: the component takes no options.
+    Options: ClassVar[type | None] = None
+    #: What this component needs of the others, checked when the model is built:
+    #: ``{"<kind>.<option>": allowed}`` (another component's option; skipped when
+    #: that component has no such option) or ``{"<ModelConfig field>": allowed}``,
+    #: ``allowed`` a value or a tuple of values.
+    requires: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        #: An instance of ``Options`` from the config (None without ``Options``).
+        self.options = type(self).options_from(config)
+
+    @classmethod
+    def options_from(cls, config: ModelConfig) -> Any:
+        """This component's options in ``config`` (defaults where the section is absent).
+
+        Raises ConfigError naming ``model.options.<name>.<key>`` for an unknown key
+        (with the nearest valid names) or a bad value.
+        """
+        name = getattr(config, cls.kind)
+        section = config.options.get(name) or {}
+        where = f"model.options.{name}"
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{where} must be a mapping of option: value, got {section!r}")
+        if cls.Options is None:
+            if section:
+                raise ConfigError(
+                    f"{where}: the {cls.kind} {name!r} takes no options, got "
+                    + ", ".join(sorted(section))
+                )
+            return None
+        return structure(cls.Options, section, where=where)
+
+
+class Encoder(Component):
     """Tokens and puzzle identifiers -> the input embedding x.
 
     Owns the token table, the puzzle-embedding prefix and the positions, and
     therefore the prefix length P and the rotary tables.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
+    kind = "encoder"
 
     @property
     @abstractmethod
@@ -56,13 +103,17 @@ class Encoder(nn.Module, ABC):
             x: [B, L, D] in the forward dtype, L = P + S.
         """
 
-    @abstractmethod
-    def rotary(self, length: int) -> Rotary:
-        """Rotary tables for ``length`` (= L) positions, or None without rope.
+    def rotary(self, length: int, dim: int) -> Rotary:
+        """Rotary tables for ``length`` (= L) positions of width ``dim``, or None.
+
+        The model calls this once, when it is built, with the mixer's
+        ``rotary_dim`` (never when that is None), and keeps the tables. Default:
+        None (this encoder gives no rotary positions).
 
         Returns:
-            ``(cos, sin)``, each [length, head_dim] float32, or None.
+            ``(cos, sin)``, each [length, dim] float32, or None.
         """
+        return None
 
     def reference_keys(self) -> dict[str, str]:
         """Map this module's state-dict keys to the reference code's keys.
@@ -74,7 +125,7 @@ class Encoder(nn.Module, ABC):
         return {}
 
 
-class Mixer(nn.Module, ABC):
+class Mixer(Component):
     """The token-mixing sub-layer of a block, post-norm included.
 
     A block is ``h = mixer(h); h = rms(h + SwiGLU_D(h))``; the mixer owns its
@@ -87,11 +138,14 @@ class Mixer(nn.Module, ABC):
     reference_prefix: ClassVar[str | None] = None
     #: The reference's ``mlp_t`` flag value this mixer corresponds to.
     reference_mlp_t: ClassVar[bool | None] = None
+    kind = "mixer"
+    #: The width of the rotary tables this mixer applies (attention: the head
+    #: width), set in ``__init__``; None (the default): it ignores rotary tables.
+    rotary_dim: int | None = None
 
     def __init__(self, config: ModelConfig, length: int) -> None:
         """``length`` is L = P + S, the number of positions the mixer sees."""
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.length = length
 
     @abstractmethod
@@ -106,12 +160,17 @@ class Mixer(nn.Module, ABC):
             [B, L, D], same dtype: the sub-layer's output after residual and norm.
         """
 
+    def flops(self, batch: int) -> int | None:
+        """Matmul FLOPs of one forward call on [batch, L, D] (2 per multiply-add), for
+        ``trm-bench``'s model-FLOPs and MFU figures; None (the default): not known."""
+        return None
+
     def reference_keys(self) -> dict[str, str]:
         """{our key: reference key}, both relative to this mixer; see Encoder."""
         return {}
 
 
-class ThinkActCore(nn.Module, ABC):
+class ThinkActCore(Component):
     """One supervision step of recursive reasoning.
 
     Holds the reasoning network and the initial states. Given the carry (y, z)
@@ -120,10 +179,11 @@ class ThinkActCore(nn.Module, ABC):
     takes gradients through the last cycle only.
     """
 
+    kind = "core"
+
     def __init__(self, config: ModelConfig, make_mixer: Callable[[], Mixer]) -> None:
         """``make_mixer()`` returns a fresh token mixer for each block it builds."""
-        super().__init__()
-        self.config = config
+        super().__init__(config)
 
     @abstractmethod
     def initial_state(self) -> tuple[Tensor, Tensor]:
@@ -149,12 +209,10 @@ class ThinkActCore(nn.Module, ABC):
         return {}
 
 
-class HaltingHead(nn.Module, ABC):
+class HaltingHead(Component):
     """Reads the answer state and says whether to stop thinking."""
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
+    kind = "halting_head"
 
     @abstractmethod
     def forward(self, y: Tensor) -> dict[str, Tensor]:
@@ -173,17 +231,41 @@ class HaltingHead(nn.Module, ABC):
         return {}
 
 
+#: The optional Task members that have no default behaviour: a task has the
+#: capability when its class defines the member (``Task.supports``).
+CAPABILITIES = ("augment", "inverse_augment", "parse_puzzle")
+
+
 class Task(ABC):
     """Everything problem-specific about one kind of puzzle.
 
-    A task fixes the vocabulary and grid shape, builds its data set from public
-    files or a generator, augments examples (with exact inverses), scores
-    predictions, renders grids, parses a user's puzzle and ships presets.
+    Required (abstract): ``vocab_size``, ``grid_shape``, ``presets``,
+    ``build_dataset`` and ``metrics``: what the engine cannot train or score
+    without. Everything else is optional:
+
+    - capabilities the engine checks for with :meth:`supports` and does without:
+      ``augment`` (without it ``data.augmentations`` must be 0),
+      ``inverse_augment`` (never called by the engine; for a task's own voting
+      and tests) and ``parse_puzzle`` (without it, and without its own
+      ``read_puzzles``, ``trm-solve`` says the task cannot read puzzles);
+    - members with a default: ``configure``, ``read_puzzles``,
+      ``training_example``, ``evaluate_predictions``, ``check_answer``,
+      ``render_text`` (rows of token numbers), ``render_image`` (tokens as grey
+      levels) and ``data_version``.
+
     Arrays below are numpy; a grid is [rows, cols] of tokens, a sequence [S].
+    Stored splits keep tokens as uint8 (int32 when V > 256): cast before
+    arithmetic that can go below zero (``np.diff``) or past 255.
     """
 
     #: Token used as the "do not score" label on disk.
     ignore_label_id: ClassVar[int] = 0
+    #: The version of this task's data: built data sets are cached per (task,
+    #: options, data version). Change it when a fix changes what ``build_dataset``
+    #: writes. None (the default): the task distribution's version.
+    data_version: ClassVar[str | None] = None
+
+    # -- required ------------------------------------------------------------
 
     @property
     @abstractmethod
@@ -214,22 +296,37 @@ class Task(ABC):
         """Write the original (un-augmented) puzzles to ``out_dir``.
 
         Writes the splits ``out_dir/"train"`` and ``out_dir/"test"`` with
-        :func:`trm_core.write_split` (which writes atomically).
+        :func:`trm_core.write_split`; :func:`trm_core.build_once` makes the
+        folder atomically and reuses it when it is complete.
 
         Args:
             options: the task's data options (``data.options`` of the config).
-            out_dir: a folder the task owns, one per distinct ``options``:
-                reuse what is already there instead of building it again.
+            out_dir: a folder the task owns, one per distinct ``options`` and
+                data version: reuse what is already there instead of building it again.
 
         Returns:
             ``out_dir``.
         """
 
     @abstractmethod
+    def metrics(
+        self, inputs: np.ndarray, labels: np.ndarray, predictions: np.ndarray
+    ) -> dict[str, float]:
+        """Task-specific scores, reported beside the engine's token and exact accuracy.
+
+        Args:
+            inputs, labels, predictions: [N, S] token arrays.
+
+        Returns:
+            {metric name: value}; may be empty.
+        """
+
+    # -- optional capabilities (no default behaviour) ------------------------
+
     def augment(
         self, inputs: np.ndarray, labels: np.ndarray, seed: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Apply the augmentation drawn deterministically from ``seed``.
+        """Capability: apply the augmentation drawn deterministically from ``seed``.
 
         Args:
             inputs, labels: [S] token sequences of one example.
@@ -238,47 +335,33 @@ class Task(ABC):
         Returns:
             The augmented ``(inputs, labels)``, [S] each.
         """
+        raise NotImplementedError(self._lacks("augment"))
 
-    @abstractmethod
     def inverse_augment(self, tokens: np.ndarray, seed: int) -> np.ndarray:
-        """Undo ``augment`` with the same ``seed`` on a [S] sequence (a prediction)."""
+        """Capability: undo ``augment`` with the same ``seed`` on a [S] sequence."""
+        raise NotImplementedError(self._lacks("inverse_augment"))
 
-    @abstractmethod
-    def metrics(
-        self, inputs: np.ndarray, labels: np.ndarray, predictions: np.ndarray
-    ) -> dict[str, float]:
-        """Score predictions.
-
-        Args:
-            inputs, labels, predictions: [N, S] token arrays.
-
-        Returns:
-            {metric name: value}, e.g. ``{"exact_accuracy": 0.9}``.
-        """
-
-    @abstractmethod
-    def render_text(self, tokens: np.ndarray) -> str:
-        """A [S] token sequence as human-readable text."""
-
-    @abstractmethod
-    def render_image(
-        self, inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray
-    ) -> np.ndarray:
-        """Draw one example for TensorBoard.
-
-        Args:
-            inputs, prediction, target: [S] token sequences.
-
-        Returns:
-            An RGB image, [H, W, 3] uint8.
-        """
-
-    @abstractmethod
     def parse_puzzle(self, text: str) -> np.ndarray:
-        """A user's puzzle (the task's own text format) as [S] input tokens.
+        """Capability: a user's puzzle (the task's own text format) as [S] input tokens.
 
         Raises ValueError naming what is wrong with the text.
         """
+        raise NotImplementedError(self._lacks("parse_puzzle"))
+
+    @classmethod
+    def supports(cls, capability: str) -> bool:
+        """Whether this task class implements the optional ``capability``
+        (one of ``CAPABILITIES``)."""
+        if capability not in CAPABILITIES:
+            raise ValueError(
+                f"unknown task capability {capability!r}; capabilities: {', '.join(CAPABILITIES)}"
+            )
+        return getattr(cls, capability) is not getattr(Task, capability)
+
+    def _lacks(self, capability: str) -> str:
+        return f"the task {type(self).__name__} does not implement Task.{capability}"
+
+    # -- optional, with defaults -----------------------------------------------
 
     def configure(self, options: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Adapt to the run's data options before any size or data is used.
@@ -290,6 +373,44 @@ class Task(ABC):
         Default: nothing.
         """
 
+    def render_text(self, tokens: np.ndarray) -> str:
+        """A [S] token sequence as human-readable text.
+
+        Default: the grid's rows of token numbers, right-aligned.
+        """
+        rows, cols = self.grid_shape
+        grid = np.asarray(tokens).reshape(rows, cols)
+        width = len(str(int(grid.max(initial=0))))
+        return "\n".join(" ".join(f"{int(t):>{width}}" for t in row) for row in grid)
+
+    def render_image(
+        self, inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray
+    ) -> np.ndarray:
+        """Draw one example for TensorBoard.
+
+        Args:
+            inputs, prediction, target: [S] token sequences.
+
+        Returns:
+            An RGB image, [H, W, 3] uint8. Default: the three grids side by side,
+            tokens as grey levels, wrong predicted cells red.
+        """
+        rows, cols = self.grid_shape
+        scale = 255 // max(self.vocab_size - 1, 1)
+        grids = [
+            np.asarray(g).reshape(rows, cols).astype(np.int64) for g in (inputs, prediction, target)
+        ]
+        panels = []
+        for index, grid in enumerate(grids):
+            panel = np.repeat((grid * scale).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            if index == 1:
+                panel[grid != grids[2]] = (220, 40, 40)
+            panels.append(panel)
+            panels.append(np.full((rows, 1, 3), 128, dtype=np.uint8))
+        image = np.concatenate(panels[:-1], axis=1)
+        zoom = max(1, 96 // max(rows, 1))
+        return image.repeat(zoom, axis=0).repeat(zoom, axis=1)
+
     def read_puzzles(self, text: str, source: str) -> list[tuple[str, np.ndarray]]:
         """Every puzzle in a user's text (a file or standard input), for ``trm-solve``.
 
@@ -297,8 +418,14 @@ class Task(ABC):
             ``[(where, [S] input tokens)]``; ``where`` names the puzzle for
             messages (e.g. ``"puzzles.txt, line 3"``). Default: the whole text
             is one puzzle, parsed by :meth:`parse_puzzle`. Raises ValueError
-            naming ``source`` and the place of the first bad puzzle.
+            naming ``source`` and the place of the first bad puzzle, or saying
+            that the task cannot read puzzles (no ``parse_puzzle``).
         """
+        if not self.supports("parse_puzzle"):
+            raise ValueError(
+                f"this task cannot read puzzles: {type(self).__name__} implements neither "
+                "Task.read_puzzles nor Task.parse_puzzle"
+            )
         try:
             return [(source, self.parse_puzzle(text))]
         except ValueError as error:

@@ -1,9 +1,10 @@
 """The Tiny Recursive Model, assembled from the component plugins.
 
 ``model(carry, batch)`` runs one supervision step with the deep-supervision
-bookkeeping of TRM_SPEC sections 2-3: slots that halted take the batch's new
-example and restart from the initial states, the core thinks and acts, the LM
-head reads the answer y, the halting head decides which slots stop.
+bookkeeping of the paper (sections 2-3; docs/architecture.md): slots that halted
+take the batch's new example and restart from the initial states, the core
+thinks and acts, the LM head reads the answer y, the halting head decides which
+slots stop.
 """
 
 from __future__ import annotations
@@ -15,11 +16,70 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig, structure
+from .config import ConfigError, ModelConfig, structure, suggest
 from .devices import resolve_device, resolve_dtype
-from .interfaces import Encoder, HaltingHead, Mixer, ThinkActCore
+from .interfaces import Component, Encoder, HaltingHead, Mixer, ThinkActCore
 from .layers import CastedLinear
-from .registry import Registry, get_registry
+from .registry import COMPONENT_KINDS, Registry, get_registry
+
+
+def check_model_section(model: Mapping[str, Any], registry: Registry | None = None) -> None:
+    """``check_components`` on a run's model section before the task has sized it
+    (so a bad component option fails before any data is built)."""
+    model = {"vocab_size": 1, "seq_len": 1, **model}
+    check_components(structure(ModelConfig, model, where="model"), registry, sizes_known=False)
+
+
+def check_components(
+    config: ModelConfig, registry: Registry | None = None, sizes_known: bool = True
+) -> dict[str, Any]:
+    """Check the chosen components' options and requirements before anything is built.
+
+    Every ``model.options`` section must name a registered component (one of
+    another kind or not chosen is kept, unused, so that presets can carry options
+    for several mixers); the chosen components' sections are parsed by their
+    ``Options`` classes; then every component's ``requires`` is checked.
+    ``sizes_known=False`` skips requirements on the sizes a task sets later
+    (``vocab_size``, ``seq_len``, ``num_puzzle_identifiers``).
+
+    Returns:
+        {kind: that component's options object (or None)}. Raises ConfigError
+        naming the key.
+    """
+    registry = registry or get_registry()
+    classes: dict[str, type[Component]] = {
+        kind: registry.get(kind, getattr(config, kind)) for kind in COMPONENT_KINDS
+    }
+    known = {name for kind in COMPONENT_KINDS for name in registry.names(kind)}
+    for name in config.options:
+        if name not in known:
+            chosen = ", ".join(f"{getattr(config, kind)} ({kind})" for kind in COMPONENT_KINDS)
+            raise ConfigError(
+                f"model.options.{name}: no component is called {name!r}"
+                f"{suggest(name, known)}; this model's components: {chosen}"
+            )
+    options = {kind: cls.options_from(config) for kind, cls in classes.items()}
+    unset = () if sizes_known else ("vocab_size", "seq_len", "num_puzzle_identifiers")
+    for kind, cls in classes.items():
+        for key, allowed in cls.requires.items():
+            other, dot, option = key.partition(".")
+            if dot:
+                if options[other] is None or not hasattr(options[other], option):
+                    continue  # that component has no such option: nothing to agree on
+                value = getattr(options[other], option)
+                where = f"model.options.{getattr(config, other)}.{option}"
+            elif key in unset:
+                continue
+            else:
+                value, where = getattr(config, key), f"model.{key}"
+            choices = allowed if isinstance(allowed, tuple) else (allowed,)
+            if value not in choices:
+                wanted = " or ".join(repr(c) for c in choices)
+                raise ConfigError(
+                    f"the {kind} {getattr(config, kind)!r} needs {where} to be {wanted}; "
+                    f"it is {value!r}"
+                )
+    return options
 
 
 @attrs.define
@@ -57,6 +117,7 @@ class TRMModel(nn.Module):
         self.forward_dtype = getattr(torch, config.dtype)
         # What this model was built from, recorded in its checkpoints.
         self.plugin_table = [entry.as_dict() for entry in registry.entries()]
+        check_components(config, registry)
         self.components = {
             kind: registry.entry(kind, name).as_dict()
             for kind, name in (
@@ -69,11 +130,20 @@ class TRMModel(nn.Module):
         mixer_cls: type[Mixer] = registry.get("mixer", config.mixer)
         self.encoder: Encoder = registry.get("encoder", config.encoder)(config)
         length = config.seq_len + self.encoder.prefix_len  # L
+        mixers: list[Mixer] = []
 
         def make_mixer() -> Mixer:
-            return mixer_cls(config, length)
+            mixers.append(mixer_cls(config, length))
+            return mixers[-1]
 
         self.core: ThinkActCore = registry.get("core", config.core)(config, make_mixer)
+        # Rotary tables, made once: the encoder's positions at the mixers' width.
+        widths = {mixer.rotary_dim for mixer in mixers} - {None}
+        if len(widths) > 1:
+            raise ConfigError(f"the {config.mixer} mixers want rotary widths {sorted(widths)}")
+        tables = self.encoder.rotary(length, widths.pop()) if widths else None
+        self.register_buffer("rotary_cos", tables[0] if tables else None, persistent=False)
+        self.register_buffer("rotary_sin", tables[1] if tables else None, persistent=False)
         self.lm_head = CastedLinear(config.hidden_size, config.vocab_size)
         self.halting_head: HaltingHead = registry.get("halting_head", config.halting_head)(config)
         # (rank, number of processes) of data-parallel training: the trainer sets it so
@@ -83,6 +153,11 @@ class TRMModel(nn.Module):
     @property
     def prefix_len(self) -> int:
         return self.encoder.prefix_len
+
+    @property
+    def rotary(self) -> tuple[Tensor, Tensor] | None:
+        """The rotary tables ``(cos, sin)`` [L, rotary_dim] the mixers get, or None."""
+        return None if self.rotary_cos is None else (self.rotary_cos, self.rotary_sin)
 
     def num_parameters(self) -> int:
         """Trainable parameters (the puzzle-embedding buffer is not one)."""
@@ -132,8 +207,7 @@ class TRMModel(nn.Module):
         steps = torch.where(halted, 0, carry.steps)
 
         x = self.encoder(data["inputs"], data["puzzle_identifiers"])  # [B, L, D]
-        rotary = self.encoder.rotary(x.shape[1])
-        y, z = self.core(y, z, x, rotary)
+        y, z = self.core(y, z, x, self.rotary)
 
         out = {"logits": self.lm_head(y)[:, self.prefix_len :]}  # [B, S, V]
         out.update(self.halting_head(y))  # halt_logits [B]

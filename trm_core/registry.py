@@ -21,8 +21,11 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .config import suggest
+from .config import ModelConfig, suggest
 from .interfaces import KINDS
+
+#: The network component kinds (those with options and requirements).
+COMPONENT_KINDS = ("encoder", "mixer", "core", "halting_head")
 
 ENTRY_POINT_GROUP = "trm"
 LOAD_ENV = "TRM_LOAD_PLUGINS"
@@ -77,6 +80,39 @@ class PluginFailure:
 
     def describe(self) -> str:
         return f"plugin {self.plugin!r} from {self.distribution} {self.version}: {self.error}"
+
+
+def admission_problem(cls: type) -> str | None:
+    """What keeps an implementation class from being admitted, or None.
+
+    A class must implement every abstract member of its interface; a network
+    component's ``Options`` must be an attrs class whose fields all have defaults,
+    and its ``requires`` must map ``"<kind>.<option>"`` or a ModelConfig field to
+    allowed values.
+    """
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        interface = next(base for base in KINDS.values() if issubclass(cls, base))
+        return (
+            f"does not implement {', '.join(missing)} (required by trm_core.{interface.__name__})"
+        )
+    options = getattr(cls, "Options", None)
+    if options is not None:
+        if not attrs.has(options):
+            return f"has Options = {options!r}, which is not an attrs class"
+        bare = [f.name for f in attrs.fields(options) if f.default is attrs.NOTHING]
+        if bare:
+            return f"has options without a default: {', '.join(bare)}"
+    requires = getattr(cls, "requires", None) or {}
+    model_fields = {f.name for f in attrs.fields(ModelConfig)}
+    for key in requires:
+        kind, dot, _ = str(key).partition(".")
+        if not (dot and kind in COMPONENT_KINDS) and key not in model_fields:
+            return (
+                f"requires {key!r}, which is neither '<kind>.<option>' (kinds: "
+                f"{', '.join(COMPONENT_KINDS)}) nor a ModelConfig field"
+            )
+    return None
 
 
 def _normalise(name: str) -> str:
@@ -276,6 +312,9 @@ class Registry:
                 f"registered {kind} {name!r} as {obj!r}, which is not a subclass "
                 f"of trm_core.{interface.__name__}"
             )
+        problem = admission_problem(obj)
+        if problem:
+            raise PluginError(f"registered {kind} {name!r} as {obj.__qualname__}, which {problem}")
         distribution, version = self._origin[plugin_name]
         return PluginEntry(kind, name, obj, plugin_name, distribution, version)
 

@@ -1,29 +1,55 @@
-"""The grid encoder: token table, puzzle-embedding prefix and positions (TRM_SPEC section 2)."""
+"""The grid encoder: token table, puzzle-embedding prefix and positions (the paper, section 2).
+
+Options (``model.options.grid``): ``positions`` (rope, learned or none) and
+``rope_theta``.
+"""
 
 from __future__ import annotations
 
 import math
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from trm_core import (
     CastedEmbedding,
-    ConfigError,
     Encoder,
     ModelConfig,
     PuzzleEmbedding,
     Rotary,
     hookimpl,
+    one_of,
+    positive,
     rotary_tables,
 )
 
 LEARNED_POSITION_SCALE = 0.707106781  # ~1/sqrt(2): keeps the variance of token + position
+POSITIONS = ("rope", "learned", "none")
+
+
+@attrs.define(kw_only=True)
+class GridOptions:
+    """How the grid encoder gives positions."""
+
+    positions: str = attrs.field(
+        default="rope",
+        validator=one_of(POSITIONS),
+        metadata={"doc": "rope (rotary, for attention), learned (a table) or none"},
+    )
+    rope_theta: float = attrs.field(
+        default=10000.0,
+        converter=float,
+        validator=positive,
+        metadata={"doc": "the rotary base wavelength"},
+    )
 
 
 class GridEncoder(Encoder):
     """x = sqrt(D) * [puzzle prefix (P tokens); token embeddings] (+ learned positions)."""
+
+    Options = GridOptions
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -39,17 +65,8 @@ class GridEncoder(Encoder):
         self._prefix_len = config.prefix_len
         length = config.total_len
         self.embed_positions = None
-        if config.positions == "learned":
+        if self.options.positions == "learned":
             self.embed_positions = CastedEmbedding(length, dim, std=1 / self.scale, dtype=dtype)
-        if config.positions == "rope":
-            if dim % config.num_heads:
-                raise ConfigError(
-                    f"model.hidden_size ({dim}) must be divisible by model.num_heads "
-                    f"({config.num_heads}) for rope positions"
-                )
-            cos, sin = rotary_tables(length, dim // config.num_heads, config.rope_theta)
-            self.register_buffer("rotary_cos", cos, persistent=False)  # [L, head_dim]
-            self.register_buffer("rotary_sin", sin, persistent=False)
 
     @property
     def prefix_len(self) -> int:
@@ -73,15 +90,10 @@ class GridEncoder(Encoder):
             embedding = LEARNED_POSITION_SCALE * (embedding + positions)
         return self.scale * embedding
 
-    def rotary(self, length: int) -> Rotary:
-        if self.config.positions != "rope":
+    def rotary(self, length: int, dim: int) -> Rotary:
+        if self.options.positions != "rope":
             return None
-        if length > self.rotary_cos.shape[0]:
-            head_dim = self.config.hidden_size // self.config.num_heads
-            return rotary_tables(
-                length, head_dim, self.config.rope_theta, device=self.rotary_cos.device
-            )
-        return self.rotary_cos[:length], self.rotary_sin[:length]
+        return rotary_tables(length, dim, self.options.rope_theta)  # [L, dim] each
 
     def reference_keys(self) -> dict[str, str]:
         keys = {"embed_tokens.weight": "embed_tokens.embedding_weight"}

@@ -7,34 +7,41 @@ neighbours in one block; recursion widens that receptive field step by step.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trm_core import ConfigError, Mixer, ModelConfig, Rotary, hookimpl, rms_norm, trunc_normal_
+from trm_core import Mixer, ModelConfig, Rotary, hookimpl, rms_norm, trunc_normal_
+
+
+def _odd(instance, attribute, value):
+    if value < 1 or value % 2 != 1:
+        raise ValueError(f"must be odd and positive, got {value!r}")
+
+
+@attrs.define(kw_only=True)
+class ConvOptions:
+    """The mixer's own options, set under ``model.options.conv`` (e.g. with
+    ``--set model.options.conv.kernel_size=5``); a typo gets the nearest key."""
+
+    #: Positions each output sees; odd, so that "same" padding is symmetric.
+    kernel_size: int = attrs.field(default=3, validator=_odd)
 
 
 class ConvMixer(Mixer):
-    """``h = rms(h + conv(h))`` with a depthwise, "same"-padded convolution over positions.
+    """``h = rms(h + conv(h))`` with a depthwise, "same"-padded convolution over positions."""
 
-    The kernel size is a class attribute (model configs have no room for
-    plugin options): subclass and register under another name for a wider one.
-    """
-
-    #: Positions each output sees; odd, so that "same" padding is symmetric.
-    kernel_size: ClassVar[int] = 3
+    Options = ConvOptions
 
     def __init__(self, config: ModelConfig, length: int) -> None:
-        super().__init__(config, length)
-        if self.kernel_size % 2 != 1:
-            raise ConfigError(f"{type(self).__name__}.kernel_size must be odd")
+        super().__init__(config, length)  # parses self.options from the config
+        size = self.options.kernel_size
         # [D, 1, K]: one kernel per channel (groups = D). Stored in float32 like
         # every trm layer and cast to the activations' dtype on use; std
         # 1/sqrt(fan_in) with fan_in = K, as CastedLinear does.
-        kernel = torch.empty(config.hidden_size, 1, self.kernel_size)
-        self.weight = nn.Parameter(trunc_normal_(kernel, std=self.kernel_size**-0.5))
+        kernel = torch.empty(config.hidden_size, 1, size)
+        self.weight = nn.Parameter(trunc_normal_(kernel, std=size**-0.5))
 
     def forward(self, hidden: Tensor, rotary: Rotary) -> Tensor:
         # Positions come from the convolution itself, so the rotary tables are unused.
