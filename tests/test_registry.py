@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import types
 import warnings
+from typing import ClassVar
 
+import attrs
 import pytest
 import torch
 
@@ -280,3 +285,76 @@ def test_trm_plugins_reports_conflicts(capsys):
     [conflict] = listed["conflicts"]
     assert "mixer 'mlp' is registered twice: by trm-core 0.1.0" in conflict
     assert "trm-plugin-copycat" in conflict
+
+
+INCOMPLETE_TASK = """
+import trm_core
+
+class Half(trm_core.Task):
+    vocab_size = 3  # a plain class attribute implements an abstract property
+    grid_shape = (2, 2)
+
+    def presets(self):
+        return {"cpu": {}}
+
+@trm_core.hookimpl
+def register_tasks(register):
+    register("half", Half)
+"""
+
+
+def test_a_task_missing_required_members_is_refused_at_load(tmp_path, monkeypatch):
+    """Admission: trm-plugins names the class, what it lacks, its plugin and distribution,
+    once, and exits 1; the task is not registered (it would only fail inside trm-run)."""
+    _write_distribution(
+        tmp_path, "trm-task-half", {"half": "trm_task_half"}, {"trm_task_half": INCOMPLETE_TASK}
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TRM_LOAD_PLUGINS": "trm-core,half"}
+    command = "from trm_core.cli import run, plugins_main; run(plugins_main)"
+    result = subprocess.run(
+        [sys.executable, "-c", command], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1, result.stderr
+    assert "task" not in {line.split()[0] for line in result.stdout.splitlines()[1:]}
+    message = (
+        "FAILED plugin 'half' from trm-task-half 1.2.3: registered task 'half' as Half, "
+        "which does not implement build_dataset, metrics (required by trm_core.Task)"
+    )
+    assert message in result.stderr
+    assert result.stderr.count("trm-task-half") == 1  # reported once, not also as a warning
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "trm-core,half")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registry = Registry.from_environment().load()
+    with pytest.raises(UnknownPluginError, match="No task plugin is installed.*trm-task-half"):
+        registry.get("task", "half")
+
+
+def test_a_component_with_malformed_options_is_refused():
+    class Loose(_NoOpMixer):
+        Options = dict  # not an attrs class
+
+    @attrs.define
+    class Bare:
+        width: int  # no default
+
+    class NoDefault(_NoOpMixer):
+        Options = Bare
+
+    class Wishful(_NoOpMixer):
+        requires: ClassVar[dict[str, int]] = {"mixr.width": 3}
+
+    for cls, problem in (
+        (Loose, "which is not an attrs class"),
+        (NoDefault, "has options without a default: width"),
+        (Wishful, "requires 'mixr.width', which is neither"),
+    ):
+        plugin = types.SimpleNamespace(
+            register_mixers=hookimpl(lambda register, cls=cls: register("odd", cls))
+        )
+        registry = Registry(load_entry_points=False)
+        with pytest.raises(PluginError, match=problem):
+            registry.add_plugin(plugin, name=cls.__name__)
+        assert registry.names("mixer") == []

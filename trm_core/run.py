@@ -156,9 +156,20 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
         if key in model and model[key] != value:
             raise ConfigError(f"model.{key} is {model[key]} but the task's data needs {value}")
         model[key] = value
-    return build_run_config(
-        mapping, where=f"task {mapping['task']} preset {mapping['preset']}"
-    ), target
+    config = build_run_config(mapping, where=f"task {mapping['task']} preset {mapping['preset']}")
+    check_task_capabilities(task, config)
+    return config, target
+
+
+def check_task_capabilities(task: Task, config: RunConfig) -> None:
+    """Refuse a config that needs an optional capability the task lacks."""
+    augments = task.supports("augment") or type(task).training_example is not Task.training_example
+    if config.data.augmentations and not augments:
+        raise ConfigError(
+            f"data.augmentations is {config.data.augmentations}, but the task {config.task!r} "
+            "has no augmentations (it does not implement Task.augment); set "
+            "data.augmentations=0"
+        )
 
 
 def new_run_dir(out: str | os.PathLike, config: RunConfig) -> Path:
