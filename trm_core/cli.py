@@ -248,6 +248,8 @@ def _run(args: argparse.Namespace) -> int:
         f"train {len(trainer.train_split)} x {config.data.augmentations + 1} variants, "
         f"test {len(trainer.test_split)}"
     )
+    for line in schedule_notes(config, trainer.total_steps):
+        say(f"note: {line}")
     for name, module in model.named_modules():
         if isinstance(module, PuzzleEmbedding):
             table = module.weights
@@ -270,6 +272,25 @@ def _run(args: argparse.Namespace) -> int:
         print(f"checkpoint:  {trainer.checkpoint_path}")
         print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
     return 0
+
+
+def schedule_notes(config, total_steps: int) -> list[str]:
+    """What in the schedule will likely waste a short run (a preset that sets only
+    ``train.steps`` keeps the paper's 2,000 warm-up steps and 0.999 EMA)."""
+    train, notes = config.train, []
+    if train.lr_warmup_steps >= total_steps:
+        notes.append(
+            f"train.lr_warmup_steps ({train.lr_warmup_steps}) is not below the run's "
+            f"{total_steps} steps: the learning rate never reaches train.lr ({train.lr:g})"
+        )
+    horizon = 1 / max(1 - train.ema_rate, 1e-12)
+    if train.ema and horizon > total_steps:
+        notes.append(
+            f"train.ema_rate {train.ema_rate:g} averages over ~{horizon:,.0f} steps, more "
+            f"than the run's {total_steps}: the EMA weights evaluated stay near their start "
+            "(lower train.ema_rate, or set train.ema=false)"
+        )
+    return notes
 
 
 def eval_main(argv: list[str] | None = None) -> int:

@@ -155,7 +155,7 @@ class ModelConfig:
     mixer: str = doc("the token-mixer plugin: attention (rope) or mlp", default="attention")
     core: str = doc("the think/act core plugin", default="trm")
     halting_head: str = doc("the halting-head plugin", default="first_token")
-    options: dict[str, dict[str, Any]] = doc(  # noqa: RUF009 (doc is attrs.field)
+    options: dict[str, dict[str, Any]] = doc(
         "each component's own options, by registered name: {attention: {num_heads: 8}}",
         factory=dict,
         validator=_options,
@@ -277,75 +277,129 @@ def migrate_model_keys(data: Mapping[str, Any], where: str = "model") -> dict[st
 class DataConfig:
     """Where examples come from: the task's data options and on-the-fly augmentation."""
 
-    options: dict[str, Any] = attrs.Factory(dict)  # handed to Task.build_dataset as they are
-    # Augmented variants of each training example per epoch (drawn on the fly from
-    # a deterministic seed, never stored); 0 trains on the originals only.
-    augmentations: int = attrs.field(default=0, validator=non_negative)
-    # Where built data sets are cached; None: $TRM_DATA_DIR or ~/.cache/trm/data.
-    cache_dir: str | None = None
+    options: dict[str, Any] = doc(
+        "the task's own data options, handed to Task.build_dataset (see the task's README)",
+        factory=dict,
+    )
+    augmentations: int = doc(
+        "augmented variants of each training example per epoch, drawn on the fly from a "
+        "fixed seed (0: the originals only; needs Task.augment)",
+        default=0,
+        validator=non_negative,
+    )
+    cache_dir: str | None = doc(
+        "where built data sets are cached; null: $TRM_DATA_DIR or ~/.cache/trm/data",
+        default=None,
+    )
 
 
 @attrs.define(kw_only=True)
 class TrainConfig:
-    """Optimisation (TRM_SPEC section 5). Defaults are the paper's Sudoku recipe."""
+    """Optimisation (the paper, section 4; docs/architecture.md). Defaults are the paper's
+    Sudoku recipe."""
 
-    global_batch_size: int = attrs.field(default=768, validator=positive)  # over all ranks
-    # Length of training: steps, or epochs over the (augmented) training set.
-    steps: int | None = None
-    epochs: float | None = None
-    lr: float = attrs.field(default=1e-4, converter=float, validator=non_negative)
-    lr_warmup_steps: int = attrs.field(default=2000, validator=non_negative)
-    lr_min_ratio: float = attrs.field(default=1.0, converter=float, validator=_probability)
-    beta1: float = attrs.field(default=0.9, converter=float, validator=_probability)
-    beta2: float = attrs.field(default=0.95, converter=float, validator=_probability)
-    weight_decay: float = attrs.field(default=1.0, converter=float, validator=non_negative)
-    # Puzzle embeddings have their own sign-SGD optimiser.
-    puzzle_emb_lr: float = attrs.field(default=1e-4, converter=float, validator=non_negative)
-    puzzle_emb_weight_decay: float = attrs.field(
-        default=1.0, converter=float, validator=non_negative
+    global_batch_size: int = doc(
+        "examples per step, over all processes", default=768, validator=positive
     )
-    ema: bool = True  # evaluate and save the EMA weights, as the paper does
-    ema_rate: float = attrs.field(default=0.999, converter=float, validator=_probability)
-    loss: str = attrs.field(default="stablemax", validator=one_of(("stablemax", "softmax")))
-    halt_loss_weight: float = attrs.field(default=0.5, converter=float, validator=non_negative)
-    seed: int = 0
-    # torch.compile the model: slow start, faster steps. None: on CUDA, off on a CPU
-    # (trm_core.devices.auto_compile says why).
-    compile: bool | None = None
-    # Prepare the next batch on a background thread while the step runs (pinned memory,
-    # non-blocking copies on CUDA). None: on CUDA, off on a CPU, where the thread would
-    # take cores from the step. The batches and the results are the same either way.
-    prefetch: bool | None = None
-    log_interval: int = attrs.field(default=10, validator=positive)  # steps between log lines
+    steps: int | None = doc(
+        "length of training in steps (or set epochs; one of them)", default=None
+    )
+    epochs: float | None = doc(
+        "length of training in epochs of the augmented training set", default=None
+    )
+    lr: float = doc(
+        "peak learning rate of AdamATan2", default=1e-4, converter=float, validator=non_negative
+    )
+    lr_warmup_steps: int = doc(
+        "linear warm-up steps; keep it well below the run's steps", default=2000,
+        validator=non_negative,
+    )  # fmt: skip
+    lr_min_ratio: float = doc(
+        "cosine decay floor as a fraction of lr (1.0: constant after warm-up)", default=1.0,
+        converter=float, validator=_probability,
+    )  # fmt: skip
+    beta1: float = doc("Adam beta1", default=0.9, converter=float, validator=_probability)
+    beta2: float = doc("Adam beta2", default=0.95, converter=float, validator=_probability)
+    weight_decay: float = doc(
+        "decoupled weight decay of the network's weights", default=1.0, converter=float,
+        validator=non_negative,
+    )  # fmt: skip
+    puzzle_emb_lr: float = doc(
+        "learning rate of the puzzle embeddings' own sign-SGD", default=1e-4, converter=float,
+        validator=non_negative,
+    )  # fmt: skip
+    puzzle_emb_weight_decay: float = doc(
+        "weight decay of the puzzle embeddings", default=1.0, converter=float,
+        validator=non_negative,
+    )  # fmt: skip
+    ema: bool = doc("evaluate and save EMA weights, as the paper does", default=True)
+    ema_rate: float = doc(
+        "EMA decay per step (0.999 averages over ~1,000 steps)", default=0.999,
+        converter=float, validator=_probability,
+    )  # fmt: skip
+    loss: str = doc(
+        "token loss: stablemax (the paper's) or softmax", default="stablemax",
+        validator=one_of(("stablemax", "softmax")),
+    )  # fmt: skip
+    halt_loss_weight: float = doc(
+        "weight of the halting loss beside the token loss", default=0.5, converter=float,
+        validator=non_negative,
+    )  # fmt: skip
+    seed: int = doc("seed of initialisation, sampling and augmentation", default=0)
+    # trm_core.devices.auto_compile says why torch.compile is off on CPUs.
+    compile: bool | None = doc(
+        "torch.compile the model (slow start, faster steps); null: on CUDA, off on CPUs",
+        default=None,
+    )
+    # The batches and the results are the same either way.
+    prefetch: bool | None = doc(
+        "make the next batch on a background thread during the step; null: on CUDA, off on "
+        "CPUs (where the thread takes cores from the step)",
+        default=None,
+    )
+    log_interval: int = doc("steps between log lines", default=10, validator=positive)
 
 
 @attrs.define(kw_only=True)
 class EvalConfig:
     """Evaluation: every sample unrolled to halt_max_steps with the EMA weights."""
 
-    # How often: in steps, or in epochs of the training set (one of them; None: at the end).
-    interval_steps: int | None = None
-    interval_epochs: float | None = None
-    batch_size: int = attrs.field(default=256, validator=positive)
-    max_examples: int | None = None  # evaluate a prefix of the test split (None: all of it)
-    # Halting at inference (not the paper's): stop a sample once its halt logit > 0
-    # and report accuracy against the supervision steps spent.
-    early_halting: bool = False
-    images: int = attrs.field(default=4, validator=non_negative)  # puzzles drawn per eval
+    interval_steps: int | None = doc(
+        "evaluate every this many steps (or interval_epochs; null and null: at the end)",
+        default=None,
+    )
+    interval_epochs: float | None = doc(
+        "evaluate every this many epochs of the training set", default=None
+    )
+    batch_size: int = doc("examples per evaluation batch", default=256, validator=positive)
+    max_examples: int | None = doc(
+        "evaluate a prefix of the test split (null: all of it)", default=None
+    )
+    early_halting: bool = doc(
+        "also report answers at the first positive halt logit, and accuracy after each "
+        "supervision step (not the paper's evaluation)",
+        default=False,
+    )
+    images: int = doc(
+        "puzzles drawn to TensorBoard per evaluation", default=4, validator=non_negative
+    )
 
 
 @attrs.define(kw_only=True)
 class RunConfig:
     """Everything a run needs; written to the run folder as config.yaml."""
 
-    task: str
-    preset: str = "custom"
-    # "auto": CUDA when available, else the CPU; or cpu, cuda, cuda:N, mps.
-    device: str = attrs.field(default="auto", validator=_device_name)
-    model: ModelConfig
-    data: DataConfig = attrs.Factory(DataConfig)
-    train: TrainConfig = attrs.Factory(TrainConfig)
-    eval: EvalConfig = attrs.Factory(EvalConfig)
+    task: str = doc("the task plugin (trm-plugins lists them)")
+    preset: str = doc("the task preset the run started from", default="custom")
+    device: str = doc(
+        "auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps",
+        default="auto",
+        validator=_device_name,
+    )
+    model: ModelConfig = doc("the architecture")
+    data: DataConfig = doc("the data", factory=DataConfig)
+    train: TrainConfig = doc("optimisation", factory=TrainConfig)
+    eval: EvalConfig = doc("evaluation", factory=EvalConfig)
 
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
