@@ -1,10 +1,13 @@
 """An independent oracle of the TRM reference model, for parity tests.
 
-Written directly from TRM_SPEC.md sections 2 (network, think/act, ACT carry) and 6
-(checkpoint keys); it shares no code with ``trm_core``. It is deliberately plain:
-no modules, no autograd, no options beyond the reference's own config keys. Weights
-are read straight from a *reference-format* state dict, i.e. the keys of spec section 6
-without the ``model.inner.`` / ``_orig_mod.model.inner.`` prefix.
+Written independently from the paper's description of the reference code
+(Jolicoeur-Martineau, "Less is More: Recursive Reasoning with Tiny Networks",
+arXiv:2510.04871), as restated in docs/architecture.md (the network, think and act,
+the deep-supervision carry, and the reference checkpoint keys); it shares no code with
+``trm_core``. It is deliberately plain: no modules, no autograd, no options beyond the
+reference's own config keys. Weights are read straight from a *reference-format* state
+dict, i.e. the keys of docs/architecture.md#checkpoints-of-the-reference-code without
+the ``model.inner.`` / ``_orig_mod.model.inner.`` prefix.
 
 Public API:
     OracleConfig                 the reference config keys the forward pass needs
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# Prefixes of the reference's saved state dicts (spec section 6).
+# Prefixes of the reference's saved state dicts (docs/architecture.md).
 COMPILED_PREFIX = "_orig_mod.model.inner."  # model was torch.compile'd
 PLAIN_PREFIX = "model.inner."
 
@@ -85,7 +88,7 @@ def swiglu_intermediate_size(width: int, expansion: float) -> int:
 def reference_keys(
     *, L_layers: int, pos_encodings: str, mlp_t: bool, puzzle_emb_ndim: int
 ) -> list[str]:
-    """The exact (unprefixed) keys of a reference checkpoint, in spec order."""
+    """The exact (unprefixed) keys of a reference checkpoint, in a fixed order."""
     keys = ["H_init", "L_init", "embed_tokens.embedding_weight", "lm_head.weight"]
     keys += ["q_head.weight", "q_head.bias"]
     if puzzle_emb_ndim > 0:

@@ -1,4 +1,7 @@
-"""Deep-supervision losses against hand computations of TRM_SPEC section 3."""
+"""Deep-supervision losses against hand computations of the paper's formulas.
+
+The formulas: docs/architecture.md#deep-supervision-and-halting.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ LABELS = [[0, 2, IGNORE_LABEL], [3, IGNORE_LABEL, 4]]
 
 
 def stablemax_log_probs(row: list[float]) -> list[float]:
-    """The spec's formula in plain Python (float64)."""
+    """The paper's stablemax formula in plain Python (float64)."""
     s = [1.0 / (1.0 - x) if x < 0 else x + 1.0 for x in row]
     total = sum(s)
     return [math.log(v / total) for v in s]

@@ -1,4 +1,7 @@
-"""Optimisation recipe (TRM_SPEC section 5): Adam-atan2, sign-SGD rows, schedule, EMA."""
+"""The paper's optimisation recipe: Adam-atan2, sign-SGD rows, schedule, EMA.
+
+The formulas: docs/architecture.md#optimisation.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from trm_core.optim import EMA, AdamAtan2, SignSGDRows, learning_rate
 
 
 def spec_adam_atan2(p, grads, lrs, betas=(0.9, 0.95), wd=0.0):
-    """The spec formula written out with plain tensor arithmetic (float64)."""
+    """The paper's formula written out with plain tensor arithmetic (float64)."""
     b1, b2 = betas
     p = p.double().clone()
     m, v = torch.zeros_like(p), torch.zeros_like(p)
@@ -148,7 +151,7 @@ def fake_embedding(table, ids, grads):
 
 
 def reference_rows_update(table, ids, grads, lr, wd):
-    """Row-by-row update written from the spec, over the (concatenated) batch."""
+    """Row-by-row update written from the paper's rule, over the (concatenated) batch."""
     out = table.clone()
     for i in ids.unique().tolist():
         g = grads[ids == i].sum(0)

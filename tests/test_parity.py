@@ -4,7 +4,7 @@ Tests named ``*oracle*`` check the oracle itself and need no trm_core
 (``pytest tests/test_parity.py -k oracle``). The others load a random
 reference-format checkpoint with ``trm_core.load_reference_checkpoint`` and compare
 logits and halting logits with the oracle over several supervision steps, within
-1e-5 relative error in float32 (TRM_SPEC "Parity"). trm_core is imported inside
+1e-5 relative error in float32 (docs/architecture.md). trm_core is imported inside
 those tests so that the oracle tests run on their own, while a missing trm_core
 fails loudly rather than skipping.
 """
@@ -34,7 +34,7 @@ from .reference_oracle import (
     swiglu_intermediate_size,
 )
 
-RTOL = 1e-5  # TRM_SPEC: parity within 1e-5 relative error in float32
+RTOL = 1e-5  # parity: within 1e-5 relative error in float32 (docs/architecture.md)
 
 # Tiny recipes: one per kind of token mixing / positions. P=16 with puzzle_emb_ndim = D
 # exercises the zero padding of the puzzle-embedding row (15 all-zero prefix tokens).

@@ -1,4 +1,4 @@
-"""Checkpoints: our own format, and reading the reference code's (TRM_SPEC section 6).
+"""Checkpoints: our own format, and reading the reference code's (docs/architecture.md).
 
 Our checkpoint is one ``torch.save``d dict holding the resolved model config,
 the state dict, the components used and the plugin table, so a model can be

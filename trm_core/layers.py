@@ -1,4 +1,4 @@
-"""Building blocks shared by the component plugins (TRM_SPEC section 2).
+"""Building blocks shared by the component plugins (docs/architecture.md#the-network).
 
 Weights are stored in float32 and cast to the activations' dtype on use, so a
 bfloat16 forward keeps float32 master weights for the optimiser.

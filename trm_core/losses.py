@@ -1,4 +1,4 @@
-"""Deep-supervision losses and metrics (TRM_SPEC section 3)."""
+"""Deep-supervision losses and metrics (docs/architecture.md#deep-supervision-and-halting)."""
 
 from __future__ import annotations
 

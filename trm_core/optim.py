@@ -1,4 +1,6 @@
-"""Optimisation recipe of TRM_SPEC section 5: Adam-atan2, sign-SGD rows, schedule, EMA.
+"""The paper's optimisation recipe: Adam-atan2, sign-SGD rows, schedule, EMA.
+
+See docs/architecture.md#optimisation (arXiv:2510.04871).
 
 - :class:`AdamAtan2` trains the network weights (float32 master weights).
 - :class:`SignSGDRows` trains the puzzle-embedding buffer, touching only the rows a
@@ -55,7 +57,7 @@ class AdamAtan2(torch.optim.Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-4,  # the paper's lr for every recipe (TRM_SPEC section 5)
+        lr: float = 1e-4,  # the paper's lr for every recipe (docs/architecture.md#optimisation)
         betas: tuple[float, float] = (0.9, 0.95),  # the paper's betas: short v memory
         weight_decay: float = 0.0,  # off unless asked: recipes set 1.0 or 0.1 explicitly
         foreach: bool | None = None,  # None: multi-tensor only where it pays off (CUDA)
@@ -159,7 +161,7 @@ def _update(
 
 
 class SignSGDRows:
-    """Sign-SGD on the puzzle-embedding rows a batch used (TRM_SPEC section 5).
+    """Sign-SGD on the puzzle-embedding rows a batch used (docs/architecture.md#optimisation).
 
     ``embedding`` is duck-typed: a buffer ``weights`` [num_ids, dim] and, after a
     training forward, ``last_ids`` [B] (int64) and ``last_rows`` [B, dim], a leaf whose

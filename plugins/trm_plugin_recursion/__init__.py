@@ -11,7 +11,7 @@ from trm_core import Mixer, ModelConfig, ReasoningNet, Rotary, ThinkActCore, hoo
 
 
 class RecursiveCore(ThinkActCore):
-    """TRM_SPEC section 2: T-1 cycles without gradient, then one cycle with gradient."""
+    """T-1 cycles without gradient, then one with (docs/architecture.md#think-and-act)."""
 
     def __init__(self, config: ModelConfig, make_mixer: Callable[[], Mixer]) -> None:
         super().__init__(config, make_mixer)
