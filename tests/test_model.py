@@ -10,7 +10,7 @@ import trm_core.devices
 from trm_core import ConfigError, ModelConfig, build_model
 from trm_core.layers import trunc_normal_
 
-PAPER_COUNTS = [  # the paper, section 2 (docs/architecture.md)
+PAPER_COUNTS = [  # docs/architecture.md#parameter-counts
     (
         "sudoku-mlp",
         {

@@ -142,7 +142,7 @@ def _options(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 @attrs.define(kw_only=True)
 class ModelConfig:
-    """Architecture of one Tiny Recursive Model (the paper, section 2; docs/architecture.md).
+    """Architecture of one Tiny Recursive Model (docs/architecture.md#the-network).
 
     The component fields name plugins (looked up in the registry); the rest are
     sizes the engine itself uses. Each component's own options (the attention
@@ -295,7 +295,7 @@ class DataConfig:
 
 @attrs.define(kw_only=True)
 class TrainConfig:
-    """Optimisation (the paper, section 4; docs/architecture.md). Defaults are the paper's
+    """Optimisation (docs/architecture.md#optimisation). Defaults are the paper's
     Sudoku recipe."""
 
     global_batch_size: int = doc(

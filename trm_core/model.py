@@ -1,7 +1,7 @@
 """The Tiny Recursive Model, assembled from the component plugins.
 
 ``model(carry, batch)`` runs one supervision step with the deep-supervision
-bookkeeping of the paper (sections 2-3; docs/architecture.md): slots that halted
+bookkeeping of the paper (docs/architecture.md#deep-supervision-and-halting): slots that halted
 take the batch's new example and restart from the initial states, the core
 thinks and acts, the LM head reads the answer y, the halting head decides which
 slots stop.

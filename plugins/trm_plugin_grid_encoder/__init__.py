@@ -1,4 +1,4 @@
-"""The grid encoder: token table, puzzle-embedding prefix and positions (the paper, section 2).
+"""The grid encoder: token table, puzzle-embedding prefix and positions (docs/architecture.md).
 
 Options (``model.options.grid``): ``positions`` (rope, learned or none) and
 ``rope_theta``.
