@@ -1,4 +1,11 @@
-"""Evaluation: every sample unrolled to ``halt_max_steps`` (TRM_SPEC section 3).
+"""Evaluation: every sample unrolled to ``halt_max_steps``, the final answer scored.
+
+This is the paper's evaluation (Jolicoeur-Martineau, "Less is More: Recursive
+Reasoning with Tiny Networks", arXiv:2510.04871: deep supervision, where each
+supervision step refines the answer of the last): at test time every sample runs
+all ``halt_max_steps`` supervision steps and the answer after the last is the
+prediction. :func:`unroll` is that loop; evaluation, ``LoadedRun.predict`` and
+``trm-solve`` all go through it.
 
 With ``eval.early_halting`` (not the paper's behaviour) a sample's answer is
 the one at the first step its halt logit turns positive, and accuracy is also
@@ -7,6 +14,8 @@ reported after each number of supervision steps: accuracy against compute.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -14,11 +23,88 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .data import Split, eval_batches
+from .data import Split, eval_batches, read_split
 from .distributed import World, all_gather_objects
 from .interfaces import Task
 from .losses import IGNORE_LABEL
 from .model import TRMModel
+
+#: ``on_step(step, out)``: called by :func:`unroll` after each supervision step (1-based).
+StepHook = Callable[[int, dict[str, torch.Tensor]], None]
+
+
+@torch.no_grad()
+def unroll(
+    model: TRMModel,
+    batch: Mapping[str, torch.Tensor],
+    steps: int | None = None,
+    on_step: StepHook | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Answer ``batch`` from a fresh carry: ``steps`` supervision steps, then the argmax.
+
+    The one unroll loop of inference: every slot starts from the initial state and
+    runs every step (in eval mode no slot halts before ``halt_max_steps``).
+
+    Args:
+        model: in eval mode (in training mode slots would halt and restart on their
+            halt logits, and explore).
+        batch: ``inputs`` [B, S], ``puzzle_identifiers`` [B], and any other
+            per-example tensors (``labels``), on the model's device.
+        steps: supervision steps, 1..``halt_max_steps`` (default ``halt_max_steps``).
+        on_step: called as ``on_step(step, out)`` after each step with the model's
+            outputs (``logits`` [B, S, V], ``halt_logits`` [B]); to keep the host from
+            waiting for the device it should only queue device work.
+
+    Returns:
+        ``(predictions [B, S] tokens, halt_logits [B] float32)`` after the last step,
+        on the batch's device (nothing is read back).
+    """
+    if model.training:
+        raise RuntimeError("unroll needs the model in eval mode (call model.eval() first)")
+    max_steps = model.config.halt_max_steps
+    steps = max_steps if steps is None else steps
+    if not 1 <= steps <= max_steps:
+        raise ValueError(f"steps must lie in 1..halt_max_steps ({max_steps}), got {steps}")
+    carry = model.initial_carry(batch)
+    for step in range(1, steps + 1):
+        carry, out = model(carry, batch)
+        if on_step is not None:
+            on_step(step, out)
+    return out["logits"].argmax(-1), out["halt_logits"].float()
+
+
+class EarlyHalting:
+    """``eval.early_halting``'s bookkeeping, an :func:`unroll` step hook kept on the device.
+
+    Per batch (:meth:`start`, then the unroll, then :meth:`finish`): each sample's
+    answer at the first step its halt logit is positive (the last step's if never),
+    that step, and over all batches the number of samples exactly right after each
+    number of steps. Nothing is read back to the host until :meth:`finish`'s caller does.
+    """
+
+    def __init__(self, max_steps: int, device: torch.device) -> None:
+        self.max_steps = max_steps
+        self.correct_by_step = torch.zeros(max_steps, dtype=torch.long, device=device)
+
+    def start(self, labels: torch.Tensor) -> None:
+        """A new batch with these ``labels`` [B, S] (unscored positions count as right)."""
+        self.labels, self.unscored = labels, labels == IGNORE_LABEL
+        self.first_halt = torch.zeros(len(labels), dtype=torch.long, device=labels.device)
+        self.prediction = torch.zeros_like(labels)
+
+    def __call__(self, step: int, out: dict[str, torch.Tensor]) -> None:
+        prediction = out["logits"].argmax(-1)  # [B, S]
+        exact = ((prediction == self.labels) | self.unscored).all(-1)
+        self.correct_by_step[step - 1] += exact.sum()
+        now = (out["halt_logits"] > 0) & (self.first_halt == 0)
+        self.first_halt = torch.where(now, step, self.first_halt)
+        self.prediction = torch.where(now[:, None], prediction, self.prediction)
+
+    def finish(self, prediction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(answers [B, S], steps [B])`` of the batch; ``prediction``: the last step's."""
+        never = self.first_halt == 0
+        steps = torch.where(never, self.max_steps, self.first_halt)
+        return torch.where(never[:, None], prediction, self.prediction), steps
 
 
 @attrs.define
@@ -48,51 +134,37 @@ def evaluate(
     """
     model.eval()
     max_steps = model.config.halt_max_steps
-    early = config.eval.early_halting
+    early = EarlyHalting(max_steps, world.device) if config.eval.early_halting else None
     rows_seen, predictions, halts, early_predictions, early_steps = [], [], [], [], []
-    correct_by_step = torch.zeros(max_steps, dtype=torch.float64)
     batches = eval_batches(
         split, task, config.eval.batch_size, world.device, config.eval.max_examples,
         world.rank, world.size,
     )  # fmt: skip
     for rows, batch in batches:
-        labels = batch["labels"]  # [B, S]
-        scored = labels != IGNORE_LABEL
-        carry = model.initial_carry(batch)
-        first_halt = torch.zeros(len(rows), dtype=torch.long, device=labels.device)
-        early_prediction = torch.zeros_like(labels)
-        for step in range(1, max_steps + 1):
-            carry, out = model(carry, batch)
-            if early:
-                prediction = out["logits"].argmax(-1)  # [B, S]
-                exact = ((prediction == labels) | ~scored).all(-1)
-                correct_by_step[step - 1] += exact.sum().item()
-                now = (out["halt_logits"] > 0) & (first_halt == 0)
-                first_halt[now] = step
-                early_prediction[now] = prediction[now]
-        prediction = out["logits"].argmax(-1)
-        if early:
-            never = first_halt == 0
-            first_halt[never] = max_steps
-            early_prediction[never] = prediction[never]
+        if early is not None:
+            early.start(batch["labels"])
+        prediction, halt_logits = unroll(model, batch, on_step=early)
+        if early is not None:
+            early_prediction, first_halt = early.finish(prediction)
             early_predictions.append(early_prediction.cpu().numpy())
             early_steps.append(first_halt.cpu().numpy())
         rows_seen.append(rows)
         predictions.append(prediction.cpu().numpy())
-        halts.append(out["halt_logits"].float().cpu().numpy())
+        halts.append(halt_logits.cpu().numpy())
 
     def stacked(parts: list[np.ndarray], width: int | None) -> np.ndarray:
         if parts:
             return np.concatenate(parts)
         return np.zeros((0, width) if width else (0,), dtype=np.int64)
 
+    correct_by_step = np.zeros(max_steps) if early is None else early.correct_by_step.cpu().numpy()
     local = {
         "rows": stacked(rows_seen, None),
         "predictions": stacked(predictions, split.inputs.shape[1]),
         "halts": stacked(halts, None),
         "early_predictions": stacked(early_predictions, split.inputs.shape[1]),
         "early_steps": stacked(early_steps, None),
-        "correct_by_step": correct_by_step.numpy(),
+        "correct_by_step": correct_by_step.astype(np.float64),
     }
     gathered = all_gather_objects(local, world)
     if not world.is_main:
@@ -114,13 +186,56 @@ def evaluate(
     metrics.update(task_metrics)
     metrics["examples"] = float(len(rows))
     by_step = None
-    if early and len(rows):
+    if early is not None and len(rows):
         early_correct = score(merged("early_predictions"), labels, None, task.ignore_label_id)
         metrics["early_halting/exact_accuracy"] = early_correct["exact_accuracy"]
         metrics["early_halting/mean_steps"] = float(merged("early_steps").mean())
         total = sum(g["correct_by_step"] for g in gathered)
         by_step = [float(value) / len(rows) for value in total]
     return EvalResult(metrics, images, prediction, halt_logits, by_step)
+
+
+def extra_splits(data_dir: Path, task: Task | None = None) -> dict[str, Split]:
+    """The extra held-out sets a task may build beside its test split
+    (``data_dir/extra/<name>``), by name; scored once, at the end of a run."""
+    extra = Path(data_dir) / "extra"
+    return {
+        path.name: read_split(path, task)
+        for path in (sorted(extra.iterdir()) if extra.is_dir() else [])
+        if path.is_dir() and not path.name.startswith(".")
+    }
+
+
+def evaluate_splits(
+    model: TRMModel,
+    task: Task,
+    test: Split,
+    extra: Mapping[str, Split],
+    config: RunConfig,
+    world: World,
+    out_dir: Path | None = None,
+) -> tuple[dict[str, float], dict[str, EvalResult]]:
+    """Evaluate the test split and each extra split with the model's current weights.
+
+    Returns ``(metrics, results)`` on rank 0 (``({}, {})`` elsewhere): the test
+    split's metrics as they are, an extra split's named ``<name>/...``, and the
+    ``seconds`` it all took; ``results`` by prefix (``""``, ``"<name>/"``). The
+    task's outputs go to ``out_dir`` (rank 0), an extra split's to ``<name>/`` in it.
+    """
+    started = time.monotonic()
+    splits = {"": test, **{f"{name}/": split for name, split in extra.items()}}
+    results = {}
+    for prefix, split in splits.items():
+        where = None if out_dir is None or not world.is_main else Path(out_dir) / prefix
+        results[prefix] = evaluate(model, task, split, config, world, where)
+    if not world.is_main:
+        return {}, {}
+    metrics = dict(results[""].metrics)
+    for prefix, result in results.items():
+        if prefix:
+            metrics.update({prefix + key: value for key, value in result.metrics.items()})
+    metrics["seconds"] = time.monotonic() - started
+    return metrics, results
 
 
 def score(

@@ -1,27 +1,37 @@
-"""Using a trained run: load its model (EMA weights) and answer new puzzles.
+"""Using a trained run: load its model (EMA weights), answer new puzzles, evaluate it.
 
-Task commands such as ``trm-solve`` build on this::
+``trm-solve`` and ``trm-eval`` build on this, and so can anyone's code::
 
     run = trm_core.load_run("runs/sudoku-mlp-20260101-120000")
     predictions, halt_logits = run.predict(inputs)  # [N, S] tokens in, [N, S] out
+    metrics = run.evaluate()  # the test split (and extra splits), as trm-eval reports
+
+Loading builds the model alone: no optimiser, no training sampler, no training data read.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, check_state, model_from_payload, read_checkpoint
-from .config import RunConfig
+from .config import ConfigError, RunConfig, unstructure
+from .data import read_split
 from .devices import resolve_device
+from .distributed import World
+from .evaluate import evaluate_splits, extra_splits, unroll
 from .interfaces import Task
 from .model import TRMModel
 from .registry import Registry, get_registry
-from .run import read_config
+from .run import prepare, read_config
+
+#: Model sizes the task's data decide (``run.prepare`` fills them in from the data).
+DATA_SIZES = ("vocab_size", "seq_len", "num_puzzle_identifiers")
 
 
 @attrs.define
@@ -34,6 +44,10 @@ class LoadedRun:
     model: TRMModel
     step: int  # the training step the checkpoint was written at
     ema: bool  # whether the weights are the EMA weights
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @torch.no_grad()
     def predict(
@@ -59,7 +73,8 @@ class LoadedRun:
             )
         if puzzle_identifiers is None:
             puzzle_identifiers = np.ones(len(inputs), dtype=np.int64)
-        device = next(self.model.parameters()).device
+        device = self.device
+        self.model.eval()
         predictions, halts = [], []
         for start in range(0, len(inputs), batch_size):
             batch = {
@@ -69,14 +84,62 @@ class LoadedRun:
                     device=device,
                 ),
             }
-            carry = self.model.initial_carry(batch)
-            for _ in range(self.model.config.halt_max_steps):
-                carry, out = self.model(carry, batch)
-            predictions.append(out["logits"].argmax(-1).cpu().numpy())
-            halts.append(out["halt_logits"].float().cpu().numpy())
+            prediction, halt_logits = unroll(self.model, batch)
+            predictions.append(prediction.cpu().numpy())
+            halts.append(halt_logits.cpu().numpy())
         if not predictions:
             return np.zeros((0, inputs.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate(predictions), np.concatenate(halts)
+
+    def evaluate(
+        self,
+        world: World | None = None,
+        *,
+        max_examples: int | None = None,
+        early_halting: bool | None = None,
+        out_dir: str | os.PathLike | None = None,
+        log=lambda *args: None,
+    ) -> dict[str, Any]:
+        """Evaluate these weights as a run's final evaluation does: the test split and
+        every extra split, metrics named as in ``metrics.json`` (what ``trm-eval`` prints).
+
+        The task's data are built, or reused from its cache, from the run's data options
+        (``run.prepare``, as ``trm-run`` made them).
+
+        Args:
+            world: under torchrun, the processes share the examples (default: this
+                process alone, on the model's device).
+            max_examples: evaluate a prefix of each split (default: the run's
+                ``eval.max_examples``).
+            early_halting: override the run's ``eval.early_halting``.
+            out_dir: where the task writes its outputs (ARC's ``submission.json``; an
+                extra split's into ``<name>/``); None writes nothing.
+            log: says where the data are (``prepare``'s log line).
+
+        Returns:
+            The metrics on rank 0 (``{}`` on the other ranks), with ``seconds``.
+        """
+        world = World(device=self.device) if world is None else world
+        mapping = unstructure(self.config)
+        mapping["device"] = str(world.device)
+        if max_examples is not None:
+            mapping["eval"]["max_examples"] = max_examples
+        if early_halting is not None:
+            mapping["eval"]["early_halting"] = early_halting
+        config, data_dir = prepare(mapping, self.task, world, log=log)
+        model_config = self.model.config
+        for key in DATA_SIZES:
+            if getattr(config.model, key) != getattr(model_config, key):
+                raise ConfigError(
+                    f"{self.run_dir}: the checkpoint's model has {key} "
+                    f"{getattr(model_config, key)} but the task's data need "
+                    f"{getattr(config.model, key)}"
+                )
+        test = read_split(data_dir / "test", self.task)
+        extra = extra_splits(data_dir, self.task)
+        out = None if out_dir is None else Path(out_dir)
+        metrics, _ = evaluate_splits(self.model, self.task, test, extra, config, world, out)
+        return metrics
 
 
 def load_run(
@@ -84,7 +147,11 @@ def load_run(
     device: str | torch.device | None = "cpu",
     registry: Registry | None = None,
 ) -> LoadedRun:
-    """Load a run folder's last checkpoint, with its EMA weights when it has them."""
+    """Load a run folder's last checkpoint, with its EMA weights when it has them.
+
+    The one loader of trained runs (``trm-solve``, ``trm-eval``): it builds the model
+    from the checkpoint, in eval mode on ``device``, and nothing for training.
+    """
     device = resolve_device(device)  # a device this machine lacks fails before any reading
     run_dir = Path(run_dir)
     config = read_config(run_dir)
