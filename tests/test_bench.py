@@ -54,7 +54,8 @@ def test_flops_of_the_tiny_presets_match_a_hand_count():
 
 
 def test_paper_presets_have_the_spec_parameter_counts():
-    # TRM_SPEC section 2's counts pin the preset architectures (and thus their FLOPs).
+    # The paper's parameter counts (arXiv:2510.04871: 5M for the Sudoku MLP model) pin the
+    # preset architectures (and thus their FLOPs).
     import trm_core
 
     expected = {"paper-sudoku-mlp": 5_028_866, "paper-sudoku-att": 6_828_034}

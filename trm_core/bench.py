@@ -1,8 +1,9 @@
 """``trm-bench``: time full training steps of a paper-sized (or tiny) TRM on random data.
 
-One timed step is the work of :meth:`trm_core.trainer.Trainer.train_step` without the
-data loader, the learning-rate schedule and EMA: one supervision step forward (with a
-persistent carry, as in training), :func:`~trm_core.losses.act_loss`, backward,
+One timed step is :func:`trm_core.trainer.training_step`, the step
+:meth:`~trm_core.trainer.Trainer.train_step` calls, without the trainer's data loader,
+learning-rate schedule and EMA: one supervision step forward (with a persistent carry,
+as in training), :func:`~trm_core.losses.act_loss`, backward,
 :class:`~trm_core.optim.AdamAtan2` and :class:`~trm_core.optim.SignSGDRows` steps and
 ``zero_grad``. Inputs and labels are uniform random tokens (every position scored).
 
@@ -40,12 +41,12 @@ from .cli import _fail
 from .config import ModelConfig, TrainConfig, structure, suggest, unstructure
 from .devices import DeviceError, resolve_device
 from .layers import swiglu_width
-from .losses import act_loss
 from .model import build_model
 from .optim import build_optimizers
+from .trainer import training_step
 
 # Every preset: 2 blocks, expansion 4, a 16-token puzzle prefix of width D, 16 supervision
-# steps at most; the rest differs (TRM_SPEC sections 2 and 5).
+# steps at most; the rest differs (the paper's architectures and recipes, arXiv:2510.04871).
 COMMON: dict[str, Any] = {
     "num_layers": 2,
     "expansion": 4.0,
@@ -289,20 +290,18 @@ class StepRunner:
         self.count = 0
 
     def step(self) -> float:
-        """One training step; returns its loss (a host sync, as Trainer's finiteness check)."""
+        """One training step (the trainer's :func:`~trm_core.trainer.training_step`);
+        returns its loss, read back after the step (a host sync)."""
         batch = self.batches[self.count % len(self.batches)]
         self.count += 1
-        self.carry, out = self.forward(self.carry, batch)
-        carry = self.carry
-        loss, _ = act_loss(out, carry.data["labels"], carry.halted, carry.steps)
-        (loss / self.batch_size).backward()
-        value = float(loss.detach())
+        result = training_step(
+            self.model, self.carry, batch, self.optimizer, self.row_optimizers,
+            batch_size=self.batch_size, forward=self.forward,
+        )  # fmt: skip
+        self.carry = result.carry
+        value = float(result.loss)
         if not math.isfinite(value):
             raise RuntimeError(f"non-finite loss ({value}) at benchmark step {self.count}")
-        self.optimizer.step()
-        for optimizer in self.row_optimizers:
-            optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
         return value
 
     def timed_step(self) -> float:

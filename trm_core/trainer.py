@@ -1,6 +1,15 @@
-"""The deep-supervision trainer (TRM_SPEC sections 3 and 5), on CPU, a GPU or many.
+"""The deep-supervision trainer, on CPU, a GPU or many.
 
-Reads top to bottom: setup (data, model, optimisers), one training step,
+It trains as the paper does (Jolicoeur-Martineau, "Less is More: Recursive Reasoning
+with Tiny Networks", arXiv:2510.04871, its deep supervision and adaptive computational
+time): every batch slot keeps its answer and latent state (the carry) from one step to
+the next, one supervision step runs per optimiser step, a slot halts after
+``halt_max_steps`` steps or when its halt logit says its answer is right, and a halted
+slot takes a new example. Weights learn with Adam-atan2, puzzle embeddings with
+sign-SGD, and an EMA of the weights is evaluated and saved.
+
+Reads top to bottom: the shared training step (:func:`training_step`, which
+``trm-bench`` times too), setup (data, model, optimisers), one training step,
 evaluation, checkpoints and resume, then the loop that ties them together.
 Only rank 0 writes logs, TensorBoard events, metrics and checkpoints.
 """
@@ -11,10 +20,12 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
@@ -29,12 +40,12 @@ from .config import RunConfig, unstructure
 from .data import BatchFeed, Split, TrainSampler, read_split
 from .devices import auto_compile, auto_prefetch
 from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
-from .evaluate import evaluate
+from .evaluate import evaluate_splits, extra_splits
 from .interfaces import Task
 from .losses import act_loss
 from .model import Carry, TRMModel
 from .monitor import Progress, TensorBoard, flatten
-from .optim import EMA, build_optimizers, learning_rate
+from .optim import EMA, SignSGDRows, build_optimizers, learning_rate
 from .registry import Registry
 
 #: The counters act_loss returns, in a fixed order (summed over ranks as one tensor).
@@ -45,6 +56,66 @@ METRICS = (
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, a checkpoint that does not fit)."""
+
+
+@attrs.frozen
+class StepResult:
+    """What :func:`training_step` leaves on the device (nothing is read back)."""
+
+    carry: Carry  # the carry after the step
+    loss: torch.Tensor  # [] the loss summed over slots, detached
+    metrics: dict[str, torch.Tensor]  # act_loss's counters (METRICS)
+    grad_norm: torch.Tensor | None  # [] float32, when asked for
+
+
+def training_step(
+    model: TRMModel,
+    carry: Carry,
+    batch: Mapping[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    embedding_optimizers: Sequence[SignSGDRows],
+    *,
+    batch_size: int,
+    loss: str = "stablemax",
+    halt_loss_weight: float = 0.5,
+    forward: Callable[..., tuple[Carry, dict[str, torch.Tensor]]] | None = None,
+    world: World | None = None,
+    grad_norm: bool = False,
+) -> StepResult:
+    """One training step: one supervision step forward with the carry, the ACT loss,
+    backward, the gradient sum over ranks, the optimisers' steps and ``zero_grad``.
+
+    The one training step of the engine: :meth:`Trainer.train_step` (which adds the
+    learning-rate schedule, the finiteness record, metric sums and EMA) and
+    ``trm-bench`` (which times it on random batches) both call it.
+
+    Args:
+        model: trained in place (put in training mode).
+        carry: the slots' state; halted slots take their row of ``batch``.
+        batch_size: the loss is divided by it before backward (the global batch).
+        loss, halt_loss_weight: :func:`~trm_core.losses.act_loss`'s.
+        forward: the model's forward to call (a ``torch.compile``d one); default the model.
+        world: under torchrun the gradients are summed over its ranks.
+        grad_norm: also return the gradients' global norm (after the sum over ranks).
+    """
+    model.train()
+    carry, out = (forward or model)(carry, batch)
+    total, metrics = act_loss(
+        out, carry.data["labels"], carry.halted, carry.steps,
+        loss=loss, halt_loss_weight=halt_loss_weight,
+    )  # fmt: skip
+    (total / batch_size).backward()
+    if world is not None:
+        all_reduce_gradients(model.parameters(), world)
+    norm = None
+    if grad_norm:
+        grads = [p.grad.float().norm() for p in model.parameters() if p.grad is not None]
+        norm = torch.stack(grads).norm() if grads else torch.zeros(())
+    optimizer.step()
+    for rows in embedding_optimizers:
+        rows.step()
+    optimizer.zero_grad(set_to_none=True)
+    return StepResult(carry, total.detach(), metrics, norm)
 
 
 def steps_for(config: RunConfig, epoch_size: int) -> int:
@@ -87,12 +158,7 @@ class Trainer:
         self.train_split: Split = read_split(data_dir / "train", task)
         self.test_split: Split = read_split(data_dir / "test", task)
         # Extra held-out sets a task may build (``data_dir/extra/<name>``): scored once, at the end.
-        extra = data_dir / "extra"
-        self.extra_splits: dict[str, Split] = {
-            path.name: read_split(path, task)
-            for path in (sorted(extra.iterdir()) if extra.is_dir() else [])
-            if path.is_dir() and not path.name.startswith(".")
-        }
+        self.extra_splits: dict[str, Split] = extra_splits(data_dir, task)
         self.sampler = TrainSampler(
             self.train_split, task, train.global_batch_size, config.data.augmentations,
             seed=train.seed, rank=world.rank, world_size=world.size,
@@ -153,43 +219,33 @@ class Trainer:
         back (a non-finite loss is recorded on the device and raised as a
         TrainingError at the next measurement or evaluation, before any checkpoint).
         """
-        train, world = self.config.train, self.world
+        train = self.config.train
         batch = self.batches.next_batch()  # [B_local, S] each
         if self.carry is None:
             self.carry = self.model.initial_carry(batch)  # every slot starts halted
-        self.model.train()
-        self.carry, out = self.forward_model(self.carry, batch)
-        loss, metrics = act_loss(
-            out, self.carry.data["labels"], self.carry.halted, self.carry.steps,
-            loss=train.loss, halt_loss_weight=train.halt_loss_weight,
+        lr = self.set_learning_rate()
+        result = training_step(
+            self.model, self.carry, batch, self.optimizer, self.embedding_optimizers,
+            batch_size=train.global_batch_size, loss=train.loss,
+            halt_loss_weight=train.halt_loss_weight, forward=self.forward_model,
+            world=self.world, grad_norm=measure,
         )  # fmt: skip
-        (loss / train.global_batch_size).backward()
+        self.carry, loss = result.carry, result.loss
         first_bad = ~torch.isfinite(loss) & (self._bad_step == 0)  # [] bool, on the device
         self._bad_step = torch.where(first_bad, self.step + 1, self._bad_step)
-        self._bad_loss = torch.where(first_bad, loss.detach(), self._bad_loss)
-        all_reduce_gradients(self.model.parameters(), world)
-        lr = self.set_learning_rate()
-        grad_norm = self._grad_norm() if measure else None
-        self.optimizer.step()
-        for optimizer in self.embedding_optimizers:
-            optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self._bad_loss = torch.where(first_bad, loss, self._bad_loss)
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
-        self._accumulate(metrics)
+        self._accumulate(result.metrics)
         if not measure:
             return None
-        return self._summarise(lr, grad_norm)
+        return self._summarise(lr, float(result.grad_norm))
 
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
         values = torch.stack([metrics[name].double() for name in METRICS])
         self._totals = values if self._totals is None else self._totals + values
         self._steps_since += 1
-
-    def _grad_norm(self) -> float:
-        grads = [p.grad.float().norm() for p in self.model.parameters() if p.grad is not None]
-        return float(torch.stack(grads).norm()) if grads else 0.0
 
     def check_finite(self) -> None:
         """Raise TrainingError if a loss so far was not finite, on any rank (a host sync,
@@ -238,25 +294,14 @@ class Trainer:
 
         The task's outputs (ARC's ``submission.json``) go to ``out_dir`` (default: the
         run folder), an extra split's to its ``<name>/`` subfolder."""
-        started = time.monotonic()
         out_dir = self.run_dir if out_dir is None else out_dir
-        splits = {"": self.test_split}
-        if final:
-            splits.update({f"{name}/": split for name, split in self.extra_splits.items()})
-        results = {}
+        extra = self.extra_splits if final else {}
         with self.ema.swapped(self.model) if self.ema is not None else nullcontext():
-            for prefix, split in splits.items():
-                where = None if out_dir is None or not self.world.is_main else out_dir / prefix
-                results[prefix] = evaluate(
-                    self.model, self.task, split, self.config, self.world, where
-                )
+            metrics, results = evaluate_splits(
+                self.model, self.task, self.test_split, extra, self.config, self.world, out_dir
+            )
         if not self.world.is_main:
             return {}
-        metrics = dict(results[""].metrics)
-        for prefix, result in results.items():
-            if prefix:
-                metrics.update({prefix + key: value for key, value in result.metrics.items()})
-        metrics["seconds"] = time.monotonic() - started
         self.board.scalars("eval", metrics, self.step)
         for prefix, result in results.items():
             for index, image in enumerate(result.images):
