@@ -303,35 +303,28 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)
 
-    from .config import unstructure
     from .distributed import init_world
-    from .registry import get_registry
-    from .run import prepare, read_config
-    from .trainer import Trainer
+    from .inference import load_run
+    from .run import read_config
 
+    # The run is loaded as trm-solve loads it (no optimiser, no training sampler), then
+    # evaluated as a run's final evaluation: the test split and every extra split.
     try:
         run_dir = Path(args.run)
-        config = read_config(run_dir)
-        mapping = unstructure(config)
-        if args.device:
-            mapping["device"] = args.device
-        if args.max_examples is not None:
-            mapping["eval"]["max_examples"] = args.max_examples
-        if args.early_halting:
-            mapping["eval"]["early_halting"] = True
-        registry = get_registry()
-        task = registry.get("task", config.task)()
-        world = init_world(mapping["device"])
-        config, data_dir = prepare(mapping, task, world, log=lambda *a: None)
-        trainer = Trainer(config, task, data_dir, world, None, registry)
-        trainer.load(run_dir / "checkpoints" / "last.pt")
-        metrics = trainer.evaluate(final=True, out_dir=run_dir)
+        world = init_world(args.device or read_config(run_dir).device)
+        run = load_run(run_dir, device=world.device)
+        metrics = run.evaluate(
+            world, max_examples=args.max_examples, early_halting=args.early_halting or None,
+            out_dir=run_dir,
+        )  # fmt: skip
     except _user_errors() as error:
         return _fail(str(error))
+    if not world.is_main:  # under torchrun rank 0 reports
+        return 0
     if args.json:
-        print(json.dumps({"run": str(run_dir), "step": trainer.step, "metrics": metrics}))
+        print(json.dumps({"run": str(run_dir), "step": run.step, "metrics": metrics}))
     else:
-        print(f"{run_dir} at step {trainer.step}:")
+        print(f"{run_dir} at step {run.step}:")
         _print_metrics(metrics)
     return 0
 
