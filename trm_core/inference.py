@@ -6,7 +6,7 @@
     predictions, halt_logits = run.predict(inputs)  # [N, S] tokens in, [N, S] out
     metrics = run.evaluate()  # the test split (and extra splits), as trm-eval reports
 
-Loading builds the model alone: no optimiser, no training sampler, no training data read.
+Loading builds the model alone: no optimiser, no training sampler.
 """
 
 from __future__ import annotations
