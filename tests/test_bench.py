@@ -139,3 +139,23 @@ def test_mfu_uses_the_datasheet_peak_or_the_one_given(monkeypatch, capsys):
     assert "MFU" in format_result(result)
     assert main([*argv, "--peak-tflops", "0"]) == 2
     assert "--peak-tflops must be > 0" in capsys.readouterr().err
+
+
+def test_the_bench_times_the_trainers_training_step(monkeypatch, tiny_config):
+    """StepRunner.step is trm_core.trainer.training_step (the step Trainer.train_step
+    takes), called with the runner's model, carry, optimisers and batch size."""
+    from trm_core import bench, trainer
+
+    calls = []
+
+    def counted(model, carry, batch, optimizer, embedding_optimizers, **options):
+        calls.append(options)
+        return trainer.training_step(
+            model, carry, batch, optimizer, embedding_optimizers, **options
+        )
+
+    monkeypatch.setattr(bench, "training_step", counted)
+    runner = bench.StepRunner(tiny_config, batch=2, device="cpu")  # its dtype: float32
+    losses = [runner.step() for _ in range(2)]
+    assert len(calls) == 2 and all(math.isfinite(loss) for loss in losses)
+    assert calls[0]["batch_size"] == 2 and calls[0]["forward"] is runner.forward
