@@ -1,0 +1,96 @@
+"""trm-task-life: Conway's Game of Life on a small torus, as a trm task.
+
+Input: one generation of a side x side torus (8x8 by default); answer: the next
+generation. Registered as the task ``life`` through the ``trm`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from trm_core import Task, hookimpl
+
+from . import board, data
+from .presets import PRESETS
+
+__all__ = ["LifeTask"]
+
+
+class LifeTask(Task):
+    """Predict the next generation of a Life board. Tokens: PAD 0, dead 1, alive 2."""
+
+    #: Bump it when the same options would build different data.
+    data_version: ClassVar[str | None] = "1"
+
+    def __init__(self) -> None:
+        self.side = data.LifeOptions().side
+
+    # -- required ----------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return board.VOCAB_SIZE
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.side, self.side)
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return PRESETS
+
+    def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
+        return data.build(options, Path(out_dir))
+
+    def metrics(self, inputs, labels, predictions) -> dict[str, float]:
+        """Accuracy on the cells the rule changes (born or dying) and on those it keeps.
+
+        Copying the input scores 1 on kept cells and 0 on changed ones; the
+        engine adds token and exact (whole-board) accuracy.
+        """
+        changed = labels != inputs
+        right = predictions == labels
+        return {
+            "changed_cell_accuracy": float(right[changed].mean()) if changed.any() else 1.0,
+            "kept_cell_accuracy": float(right[~changed].mean()) if (~changed).any() else 1.0,
+        }
+
+    # -- optional capabilities ----------------------------------------------------
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """The board's side comes from ``data.options.side``."""
+        self.side = data.parse_options(options).side
+
+    def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
+        """Rotate, reflect and shift the torus: the rule commutes with all of these."""
+        return board.transform(inputs, seed), board.transform(labels, seed)
+
+    def inverse_augment(self, tokens: np.ndarray, seed: int) -> np.ndarray:
+        return board.untransform(tokens, seed)
+
+    def render_text(self, tokens: np.ndarray) -> str:
+        return board.to_text(tokens)
+
+    def parse_puzzle(self, text: str) -> np.ndarray:
+        """Rows of ``.`` (dead) and ``#`` (alive), one a line or separated by ``/``."""
+        return board.parse(text, self.side)
+
+    def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
+        """Every cell where the answer differs from the rule applied to the input."""
+        grid = np.asarray(inputs).reshape(self.side, self.side)
+        answer = np.asarray(prediction).reshape(self.side, self.side)
+        truth = board.step(grid)
+        state = {board.DEAD: "dead", board.ALIVE: "alive"}
+        return [
+            f"row {r + 1}, column {c + 1}: the answer has it "
+            f"{state.get(int(answer[r, c]), 'blank')}, the rule makes it {state[int(truth[r, c])]}"
+            for r, c in np.argwhere(truth != answer)
+        ]
+
+
+@hookimpl
+def register_tasks(register):
+    register("life", LifeTask)

@@ -1,0 +1,94 @@
+"""The Life data set, generated from ``data.options``::
+
+    seed: 0            # the generator's seed (train and test use separate streams)
+    side: 8            # boards are side x side tori
+    train_count: 2000  # training boards
+    test_count: 500    # test boards
+    density: 0.375     # each cell of a board is alive with this probability
+
+Each example is a random board (the input) and its next generation (the label).
+Boards are drawn independently, so a test board may repeat a training board
+only on tiny sides; the build counts such repeats in ``dataset.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from trm_core import ConfigError, build_once, mix_seed, say, structure, write_split
+
+from .board import ALIVE, DEAD, step
+
+MIN_SIDE, MAX_SIDE = 3, 32
+
+
+def _at_least(low: int):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"data.options.{attribute.name} must be an integer >= {low}")
+
+    return check
+
+
+def _side(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE:
+        raise ConfigError(f"data.options.side must be an integer in {MIN_SIDE}..{MAX_SIDE}")
+
+
+def _density(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError("data.options.density must be a probability strictly between 0 and 1")
+
+
+@attrs.define(kw_only=True, frozen=True)
+class LifeOptions:
+    seed: int = attrs.field(default=0, validator=_at_least(0))
+    side: int = attrs.field(default=8, validator=_side)
+    train_count: int = attrs.field(default=2000, validator=_at_least(1))
+    test_count: int = attrs.field(default=500, validator=_at_least(1))
+    density: float = attrs.field(default=0.375, validator=_density)
+
+
+def parse_options(options: Mapping[str, Any]) -> LifeOptions:
+    """Check ``data.options`` strictly: a typo names the nearest valid key."""
+    return structure(LifeOptions, dict(options), "data.options")
+
+
+def random_boards(count: int, options: LifeOptions, stream: int) -> np.ndarray:
+    """[count, side, side] boards, each cell alive with probability ``density``."""
+    rng = np.random.default_rng(mix_seed(options.seed, stream))
+    alive = rng.random((count, options.side, options.side)) < options.density
+    return np.where(alive, ALIVE, DEAD).astype(np.uint8)
+
+
+def build(options: Mapping[str, Any], out_dir: Path) -> Path:
+    """Write the ``train`` and ``test`` splits into ``out_dir``, unless already there."""
+    parsed = parse_options(options)
+
+    def write(folder: Path) -> dict[str, Any]:
+        say(f"generating {parsed.train_count} + {parsed.test_count} Life boards")
+        summary: dict[str, Any] = {"options": attrs.asdict(parsed)}
+        splits = {"train": parsed.train_count, "test": parsed.test_count}
+        seen: set[bytes] = set()
+        for stream, (name, count) in enumerate(splits.items()):
+            boards = random_boards(count, parsed, stream)
+            inputs = boards.reshape(count, -1)
+            labels = step(boards).reshape(count, -1)
+            write_split(folder / name, inputs, labels, task="life", side=parsed.side)
+            keys = [row.tobytes() for row in inputs]
+            summary[name] = {
+                "boards": count,
+                "alive_after": round(float((labels == ALIVE).mean()), 4),
+                "changed_cells": round(float((labels != inputs).mean()), 4),
+            }
+            if name == "test":
+                summary[name]["seen_in_training"] = sum(key in seen for key in keys)
+            seen.update(keys)
+        return summary
+
+    return build_once(out_dir, write, what="the Life data set")
