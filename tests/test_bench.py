@@ -79,11 +79,12 @@ def test_short_run_prints_one_json_object(capsys, device, dtype):
     config = result["config"]
     assert config["dtype"] == dtype
     expected = {
-        "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11, "cycles": 3,
-        "think_steps": 6, "mixer": "mlp", "positions": "none", "puzzle_emb_len": 16,
+        "hidden_size": 128, "seq_len": 81, "vocab_size": 11, "cycles": 3,
+        "think_steps": 6, "mixer": "mlp", "puzzle_emb_len": 16,
         "puzzle_emb_dim": 128, "halt_max_steps": 16, "num_layers": 2, "expansion": 4.0,
     }  # fmt: skip
     assert {key: config[key] for key in expected} == expected
+    assert config["options"]["grid"] == {"positions": "none"}  # the mlp mixer's need
 
     assert len(result["step_ms"]) == 2
     median = result["median_ms"]

@@ -26,6 +26,7 @@ bfloat16 datasheet peak (``DATASHEET_BF16_TFLOPS``, or ``--peak-tflops``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -43,6 +44,7 @@ from .devices import DeviceError, resolve_device
 from .layers import swiglu_width
 from .model import build_model
 from .optim import build_optimizers
+from .registry import Registry, get_registry
 from .trainer import training_step
 
 # Every preset: 2 blocks, expansion 4, a 16-token puzzle prefix of width D, 16 supervision
@@ -54,34 +56,33 @@ COMMON: dict[str, Any] = {
     "halt_max_steps": 16,
 }
 
+
+def _preset(size: int, seq_len: int, vocab: int, think: int, mixer: str, **extra: Any) -> dict:
+    """A bench model: hidden size and heads by ``size`` (128: 4 heads, 512: 8), the mixer's
+    positions (rope for attention, none for mlp) as component options."""
+    positions = "rope" if mixer == "attention" else "none"
+    options = {"grid": {"positions": positions}, "attention": {"num_heads": 4 if size < 512 else 8}}
+    return {
+        "hidden_size": size,
+        "seq_len": seq_len,
+        "vocab_size": vocab,
+        "cycles": 3,
+        "think_steps": think,
+        "mixer": mixer,
+        "options": options,
+        **extra,
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny-sudoku-mlp": {
-        "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11,
-        "cycles": 3, "think_steps": 6, "mixer": "mlp", "positions": "none",
-    },
-    "tiny-sudoku-att": {
-        "hidden_size": 128, "num_heads": 4, "seq_len": 81, "vocab_size": 11,
-        "cycles": 3, "think_steps": 6, "mixer": "attention", "positions": "rope",
-    },
-    "paper-sudoku-mlp": {
-        "hidden_size": 512, "num_heads": 8, "seq_len": 81, "vocab_size": 11,
-        "cycles": 3, "think_steps": 6, "mixer": "mlp", "positions": "none",
-    },
-    "paper-sudoku-att": {
-        "hidden_size": 512, "num_heads": 8, "seq_len": 81, "vocab_size": 11,
-        "cycles": 3, "think_steps": 6, "mixer": "attention", "positions": "rope",
-    },
-    "paper-maze-att": {
-        "hidden_size": 512, "num_heads": 8, "seq_len": 900, "vocab_size": 6,
-        "cycles": 3, "think_steps": 4, "mixer": "attention", "positions": "rope",
-    },
-    "paper-arc-att": {
-        "hidden_size": 512, "num_heads": 8, "seq_len": 900, "vocab_size": 12,
-        "cycles": 3, "think_steps": 4, "mixer": "attention", "positions": "rope",
-        # ARC gives every augmented puzzle its own identifier; the real table (~10^6 rows)
-        # would not change the step's work, only its memory: a small one stands in.
-        "num_puzzle_identifiers": 1024,
-    },
+    "tiny-sudoku-mlp": _preset(128, 81, 11, 6, "mlp"),
+    "tiny-sudoku-att": _preset(128, 81, 11, 6, "attention"),
+    "paper-sudoku-mlp": _preset(512, 81, 11, 6, "mlp"),
+    "paper-sudoku-att": _preset(512, 81, 11, 6, "attention"),
+    "paper-maze-att": _preset(512, 900, 6, 4, "attention"),
+    # ARC gives every augmented puzzle its own identifier; the real table (~10^6 rows)
+    # would not change the step's work, only its memory: a small one stands in.
+    "paper-arc-att": _preset(512, 900, 12, 4, "attention", num_puzzle_identifiers=1024),
 }  # fmt: skip
 
 DEFAULT_BATCH = {"tiny": 64, "paper": 16}
@@ -113,7 +114,7 @@ def datasheet_peak_tflops(device: torch.device) -> float | None:
 
 def preset_config(name: str, dtype: str = "auto") -> dict[str, Any]:
     """The model config mapping of preset ``name`` (``KeyError`` when unknown)."""
-    preset = PRESETS[name]
+    preset = copy.deepcopy(PRESETS[name])
     config = {**COMMON, "num_puzzle_identifiers": 1, **preset, "dtype": dtype}
     config["puzzle_emb_dim"] = config["hidden_size"]
     return config
@@ -126,22 +127,19 @@ def default_batch(name: str) -> int:
 # -- FLOPs -------------------------------------------------------------------------------
 
 
-def step_flops(config: ModelConfig | Mapping[str, Any], batch: int) -> dict[str, int]:
+def step_flops(
+    config: ModelConfig | Mapping[str, Any], batch: int, registry: Registry | None = None
+) -> dict[str, int]:
     """Model FLOPs of one training step, counted from the config (2 FLOPs per multiply-add).
 
-    Notation: B batch, D hidden, H heads, e expansion, V vocab, K blocks (num_layers),
-    T cycles, n think steps, L = seq_len + P model positions (P = puzzle_emb_len when
+    Notation: B batch, D hidden, e expansion, V vocab, K blocks (num_layers), T cycles,
+    n think steps, L = seq_len + P model positions (P = puzzle_emb_len when
     puzzle_emb_dim > 0, else 0), and ``I(w) = swiglu_width(w, e)`` =
     ceil_256(round(e * w * 2/3)) the hidden width of a SwiGLU over ``w`` features.
 
-    Matmuls of one block, forward:
-
-    - attention mixer: qkv ``2BL·D·3D`` + scores QKᵀ ``2B·H·L·L·(D/H) = 2BL²D`` +
-      attention-weighted V ``2BL²D`` + output projection ``2BL·D·D``,
-      i.e. ``2BL(4D² + 2LD)``;
-    - mlp mixer (a SwiGLU over the sequence axis, B·D rows of width L):
-      gate/up ``2BD·L·2I(L)`` + down ``2BD·I(L)·L``, i.e. ``6BDL·I(L)``;
-    - channel SwiGLU (B·L rows of width D): ``6BLD·I(D)``.
+    Matmuls of one block, forward: the token mixer's own count (``Mixer.flops(B)``: the
+    attention mixer's ``2BL(4D² + 2LD)``, the mlp mixer's ``6BDL·I(L)``) and the channel
+    SwiGLU over B·L rows of width D, ``6BLD·I(D)``.
 
     One reasoning-net call ``net = K · (mixer + channel)``. The heads run once per step:
     ``heads = 2BLDV`` (the LM head reads all L positions, the prefix is dropped after)
@@ -154,7 +152,7 @@ def step_flops(config: ModelConfig | Mapping[str, Any], batch: int) -> dict[str,
     - total = forward + backward.
 
     Elementwise work (norms, SiLU, rotary, softmax, embeddings, loss, optimisers) is not
-    counted. Mixers other than "attention" and "mlp" are not known here (``ValueError``).
+    counted. A mixer whose ``flops`` returns None has no count (``ValueError``).
 
     Returns:
         ``{"mixer", "channel", "net_call", "heads", "forward", "backward", "total"}``
@@ -162,16 +160,14 @@ def step_flops(config: ModelConfig | Mapping[str, Any], batch: int) -> dict[str,
     """
     if not isinstance(config, ModelConfig):
         config = structure(ModelConfig, config, where="model")
+    registry = registry or get_registry()
     b, d, v = batch, config.hidden_size, config.vocab_size
     length = config.total_len
-    e = config.expansion
-    if config.mixer == "attention":
-        mixer = 2 * b * length * (4 * d * d + 2 * length * d)
-    elif config.mixer == "mlp":
-        mixer = 6 * b * d * length * swiglu_width(length, e)
-    else:
-        raise ValueError(f"no FLOP count for mixer {config.mixer!r} (known: attention, mlp)")
-    channel = 6 * b * length * d * swiglu_width(d, e)
+    with torch.device("meta"):  # shapes only: the mixer counts its own matmuls
+        mixer = registry.get("mixer", config.mixer)(config, length).flops(b)
+    if mixer is None:
+        raise ValueError(f"the {config.mixer} mixer does not count its FLOPs (Mixer.flops)")
+    channel = 6 * b * length * d * swiglu_width(d, config.expansion)
     net = config.num_layers * (mixer + channel)
     heads = 2 * b * length * d * v + 2 * b * d * 2
     calls = config.think_steps + 1
