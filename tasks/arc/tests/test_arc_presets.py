@@ -21,7 +21,8 @@ def test_the_paper_recipes(name):
     mapping["model"].update(vocab_size=12, seq_len=900, num_puzzle_identifiers=2)
     config = build_run_config(mapping)
     model, train = config.model, config.train
-    assert (model.mixer, model.positions, model.hidden_size) == ("attention", "rope", 512)
+    positions = model.options["grid"]["positions"]
+    assert (model.mixer, positions, model.hidden_size) == ("attention", "rope", 512)
     assert (model.cycles, model.think_steps, model.halt_max_steps) == (3, 4, 16)
     assert (train.global_batch_size, train.lr, train.puzzle_emb_lr) == (768, 1e-4, 1e-2)
     assert (train.weight_decay, train.puzzle_emb_weight_decay, train.ema_rate) == (0.1, 0.1, 0.999)
@@ -48,6 +49,6 @@ def test_cpu_is_the_default_without_cuda_and_paper_arc1_with_it():
     assert chosen.startswith("preset paper ")
     assert mapping["data"]["options"]["sets"]["training"]["version"] == "arc-agi-1"
     cpu, _, _ = resolve("arc", preset="cpu", mixer="attention")
-    assert cpu["model"]["positions"] == "rope"
+    assert cpu["model"]["options"]["grid"]["positions"] == "rope"
     options = parse_options(cpu["data"]["options"])
     assert cpu["data"]["augmentations"] == options.augmentations - 1

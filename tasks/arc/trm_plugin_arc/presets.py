@@ -53,7 +53,11 @@ def _sets(version: str) -> dict[str, Any]:
 PAPER_AUGMENTATIONS = 1000
 
 PAPER_ARC1 = paper_recipe(
-    model={"mixer": "attention", "positions": "rope", "num_heads": 8, "think_steps": 4},
+    model={
+        "mixer": "attention",
+        "options": {"grid": {"positions": "rope"}, "attention": {"num_heads": 8}},
+        "think_steps": 4,
+    },
     data={
         "options": {
             "sets": _sets("arc-agi-1"),
@@ -80,8 +84,7 @@ PAPER_ARC2["data"]["options"]["sets"] = _sets("arc-agi-2")
 
 CPU = cpu_recipe(
     model={
-        "positions": "none",
-        "num_heads": 2,
+        "options": {"grid": {"positions": "none"}, "attention": {"num_heads": 2}},
         "think_steps": 4,
         "puzzle_emb_len": 4,
         "halt_max_steps": 2,
@@ -106,7 +109,7 @@ CPU = cpu_recipe(
     },
     train={"global_batch_size": 32, "steps": 600, "lr_warmup_steps": 50},
     eval={"interval_steps": 200, "batch_size": 256},
-    by_mixer={"attention": {"model": {"positions": "rope"}}},
+    by_mixer={"attention": {"model": {"options": {"grid": {"positions": "rope"}}}}},
 )
 
 PRESETS: dict[str, dict[str, Any]] = {

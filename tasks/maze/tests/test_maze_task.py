@@ -113,9 +113,10 @@ def test_presets_are_valid_run_configs(name):
     assert config.model.mixer == ("mlp" if name == "cpu" else "attention")
     if name == "cpu":
         assert (side, config.data.augmentations, config.model.halt_max_steps) == (7, 0, 2)
-        assert resolve("maze", preset=name, mixer="attention")[0]["model"]["positions"] == "rope"
+        model = resolve("maze", preset=name, mixer="attention")[0]["model"]
+        assert model["options"]["grid"]["positions"] == "rope"
     if name == "paper":
-        assert side == 30 and config.model.positions == "rope"
+        assert side == 30 and config.model.options["grid"]["positions"] == "rope"
         # 50,000 reference epochs of 1,000 mazes at batch 768; evaluation every 5,000.
         assert (config.train.global_batch_size, config.train.steps) == (768, 65105)
         assert config.eval.interval_steps == 6511

@@ -30,7 +30,11 @@ PAPER_STEPS = paper_steps(PAPER_EPOCHS, PAPER_MAZES)  # 65,105
 PAPER_EVAL_STEPS = paper_steps(PAPER_EVAL_EPOCHS, PAPER_MAZES)  # 6,511
 
 PAPER = paper_recipe(
-    model={"mixer": "attention", "positions": "rope", "num_heads": 8, "think_steps": 4},
+    model={
+        "mixer": "attention",
+        "options": {"grid": {"positions": "rope"}, "attention": {"num_heads": 8}},
+        "think_steps": 4,
+    },
     data={
         "options": {
             "seed": 0,
@@ -53,8 +57,7 @@ PAPER = paper_recipe(
 #: attention with 1-D rotary positions.
 CPU = cpu_recipe(
     model={
-        "positions": "none",
-        "num_heads": 2,
+        "options": {"grid": {"positions": "none"}, "attention": {"num_heads": 2}},
         "think_steps": 4,
         "puzzle_emb_dim": 0,  # one puzzle identifier: a puzzle embedding adds nothing
         "halt_max_steps": 2,
@@ -71,7 +74,7 @@ CPU = cpu_recipe(
     },
     train={"steps": 1800},  # about 8.5 minutes on 2 AVX2 cores (0.28 s a step)
     eval={"interval_steps": 600, "batch_size": 1000},
-    by_mixer={"attention": {"model": {"positions": "rope"}}},
+    by_mixer={"attention": {"model": {"options": {"grid": {"positions": "rope"}}}}},
 )
 
 PRESETS: dict[str, dict[str, Any]] = {"cpu": CPU, "paper": PAPER}

@@ -91,7 +91,8 @@ def test_presets_are_valid_run_configs(name):
         assert (config.model.cycles, config.model.think_steps) == (3, 6)
         assert config.data.augmentations == 1000
         assert config.data.options["train"]["count"] == 1000
-        assert config.model.positions == ("none" if name == "paper-mlp" else "rope")
+        positions = config.model.options["grid"]["positions"]
+        assert positions == ("none" if name == "paper-mlp" else "rope")
 
 
 def test_cpu_is_the_default_without_cuda_and_paper_with_it():

@@ -45,7 +45,11 @@ _PAPER_DATA = {
 
 def _paper(mixer: str, positions: str) -> dict[str, Any]:
     return paper_recipe(
-        model={"mixer": mixer, "positions": positions, "num_heads": 8, "think_steps": 6},
+        model={
+            "mixer": mixer,
+            "options": {"grid": {"positions": positions}, "attention": {"num_heads": 8}},
+            "think_steps": 6,
+        },
         data=_PAPER_DATA,
         train={"steps": PAPER_STEPS},
         eval={"interval_steps": PAPER_EVAL_STEPS},
@@ -58,8 +62,7 @@ _EASY = {"source": "generate", "givens": [40, 45], "minimal": False}
 
 CPU = cpu_recipe(
     model={
-        "positions": "none",
-        "num_heads": 2,
+        "options": {"grid": {"positions": "none"}, "attention": {"num_heads": 2}},
         # One cycle of two think steps per supervision step: as much learning per step as
         # T=2, n=3 here at 55% of the cost (16 supervision steps still give 48 net calls).
         "think_steps": 2,
@@ -84,7 +87,7 @@ CPU = cpu_recipe(
     },
     train={"steps": 1800},  # about 8.5 minutes on 2 AVX2 cores (0.28 s a step)
     eval={"interval_steps": 600, "batch_size": 500},
-    by_mixer={"attention": {"model": {"positions": "rope"}}},
+    by_mixer={"attention": {"model": {"options": {"grid": {"positions": "rope"}}}}},
 )  # fmt: skip
 
 PRESETS: dict[str, dict[str, Any]] = {
