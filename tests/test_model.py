@@ -194,3 +194,17 @@ def test_auto_dtype_is_bfloat16_only_where_native(tiny_config, machine, native, 
     assert model.config.dtype == expected
     assert model.encoder.embed_tokens.dtype == getattr(torch, expected)
     assert ModelConfig(vocab_size=11, seq_len=81).dtype == "auto"  # the default
+
+
+def test_configs_written_by_trm_0_1_still_load(tiny_config):
+    """0.1 kept num_heads, positions and rope_theta at model level; they move under the
+    first-party components' options (kept, unused, for a component not chosen)."""
+    old = {key: value for key, value in tiny_config.items() if key != "options"}
+    config = trm_core.config.structure(
+        ModelConfig, {**old, "mixer": "mlp", "num_heads": 2, "positions": "none"}
+    )
+    assert config.options == {"attention": {"num_heads": 2}, "grid": {"positions": "none"}}
+    assert build_model(config, device="cpu").rotary is None
+    config = trm_core.config.structure(ModelConfig, {**old, "num_heads": 4, "rope_theta": 100})
+    assert config.options == {"attention": {"num_heads": 4}, "grid": {"rope_theta": 100}}
+    assert build_model(config, device="cpu").rotary[0].shape == (9 + 4, 32 // 4)

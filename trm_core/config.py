@@ -242,30 +242,21 @@ MOVED_MODEL_KEYS = {
     "positions": ("encoder", "grid"),
     "rope_theta": ("encoder", "grid"),
 }
-_OLD_DEFAULTS = {"num_heads": 8, "positions": "rope", "rope_theta": 10000.0}
 
 
 def migrate_model_keys(data: Mapping[str, Any], where: str = "model") -> dict[str, Any]:
     """A model mapping with trm 0.1's flat keys (``num_heads``, ``positions``,
     ``rope_theta``) moved under ``options`` of the first-party component that reads
-    them. A key whose component is not the one chosen is dropped when it holds 0.1's
-    default (it had no effect) and refused otherwise."""
+    them (kept, and ignored, when that component is not the one chosen, as 0.1 did)."""
     moved = [key for key in MOVED_MODEL_KEYS if key in data]
     if not moved:
         return dict(data)
     data = dict(data)
     options = {name: dict(section or {}) for name, section in (data.get("options") or {}).items()}
-    defaults = {f.name: f.default for f in attrs.fields(ModelConfig)}
     for key in moved:
         value = data.pop(key)
-        kind, name = MOVED_MODEL_KEYS[key]
-        if data.get(kind, defaults[kind]) == name:
-            options.setdefault(name, {}).setdefault(key, value)
-        elif value != _OLD_DEFAULTS[key]:
-            raise ConfigError(
-                f"{where}.{key} is an option of the {name} {kind} now "
-                f"(model.options.{name}.{key}), but the {kind} is {data.get(kind)!r}"
-            )
+        _, name = MOVED_MODEL_KEYS[key]
+        options.setdefault(name, {}).setdefault(key, value)
     data["options"] = options
     return data
 
