@@ -164,7 +164,9 @@ def _nan_worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _spawn_two(data_dir: Path, out_dir: Path, worker=_worker) -> None:
+def spawn_two(data_dir: Path, out_dir: Path, worker=_worker) -> None:
+    """Run ``worker(rank, port, data_dir, out_dir)`` in two spawned processes, as torchrun
+    would start two ranks; fail the test if either fails or both take too long."""
     context = mp.start_processes(
         worker, args=(_free_port(), str(data_dir), str(out_dir)), nprocs=2, join=False,
         start_method="spawn",
@@ -210,7 +212,7 @@ def test_two_processes_step_like_one_on_the_same_global_batch(tmp_path, trm_regi
     # Two processes, each on half of every global batch.
     out = tmp_path / "ranks"
     out.mkdir()
-    _spawn_two(data_dir, out)
+    spawn_two(data_dir, out)
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
     # Both ranks hold identical weights, embeddings and EMA shadows...
@@ -272,7 +274,7 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_its_step(tmp_path):
     data_dir = _build_data(tmp_path)
     out = tmp_path / "ranks"
     out.mkdir()
-    _spawn_two(data_dir, out, worker=_nan_worker)
+    spawn_two(data_dir, out, worker=_nan_worker)
     seen_by = {rank: (out / f"rank{rank}.txt").read_text() for rank in range(2)}
     assert seen_by[1].startswith("non-finite loss (nan) at step 2; stopping."), seen_by
     assert seen_by[0].startswith("non-finite loss (on another process) at step 2;"), seen_by

@@ -14,14 +14,11 @@ import functools
 import io
 import json
 import os
-import socket
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import trm_core
 import trm_core.data
@@ -38,6 +35,7 @@ from trm_core.solve import main as solve_main
 from trm_core.trainer import Trainer
 
 from . import tiny_task
+from .test_distributed import spawn_two
 
 TIMEOUT = 60  # seconds: a broken collective fails the test instead of hanging it
 
@@ -211,12 +209,6 @@ def _eval_worker(rank: int, port: int, run: str, out_dir: str) -> None:
             dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_trm_eval_under_torchrun_shares_the_examples_and_reports_once(reverse, tmp_path, capsys):
     """Two processes evaluate a run trained by one: rank 0 prints what one process prints
     (the two evaluate their halves in smaller batches, so within float noise)."""
@@ -226,19 +218,7 @@ def test_trm_eval_under_torchrun_shares_the_examples_and_reports_once(reverse, t
     single = json.loads(capsys.readouterr().out)
     out = tmp_path / "ranks"
     out.mkdir()
-    context = mp.start_processes(
-        _eval_worker, args=(_free_port(), str(run), str(out)), nprocs=2, join=False,
-        start_method="spawn",
-    )  # fmt: skip
-    deadline = time.monotonic() + 2 * TIMEOUT
-    try:
-        while not context.join(timeout=1):  # raises if a worker failed, with its traceback
-            if time.monotonic() > deadline:
-                pytest.fail(f"the two workers did not finish within {2 * TIMEOUT} s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+    spawn_two(run, out, worker=_eval_worker)
     (code0, printed0), (code1, printed1) = (
         json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)
     )
