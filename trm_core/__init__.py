@@ -25,6 +25,7 @@ from .config import (
     structure,
 )
 from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
+from .evaluate import unroll
 from .hookspecs import hookimpl, hookspec
 from .inference import LoadedRun, load_run
 from .interfaces import (
@@ -148,6 +149,7 @@ __all__ = [
     "swiglu_width",
     "task_data_version",
     "trunc_normal_",
+    "unroll",
     "use_registry",
     "write_split",
 ]
