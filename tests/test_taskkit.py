@@ -320,7 +320,7 @@ def test_presets_are_what_they_were_before_the_kit(name, module):
     """Each task's presets as they were before the kit (tasks/<name>/tests/presets.json).
 
     One change on purpose: Sudoku's ``cpu`` extra test ``magictour`` was read from a path
-    outside the project (../shared/data); its ``path`` is now null, and the test set is
+    outside the project (a sibling data folder); its ``path`` is now null, and the test set is
     added only when a user gives one (``--set data.options.extra_tests.magictour.path=F``).
     The component keys (:data:`COMPONENT_KEYS`, ``by_mixer``) are not compared.
     """
