@@ -19,7 +19,6 @@ import shutil
 import site
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import numpy as np
@@ -428,14 +427,14 @@ def explain(result: subprocess.CompletedProcess) -> str:
     )
 
 
-def own_files() -> set[str]:
-    """Top-level names in site-packages that belong to an installed trm-task-life (CI
-    installs it, editable, into the environment the tests run in)."""
-    try:
-        dist = distribution("trm-task-life")
-    except PackageNotFoundError:
-        return set()
-    return {Path(str(file)).parts[0] for file in dist.files or []}
+def belongs_to_example(entry: Path) -> bool:
+    """Whether a site-packages entry belongs to an installed trm-task-life (CI installs
+    it, editable, into the environment the tests run in): its dist-info, its package,
+    and an editable install's .pth file and finder, all named after it. (The
+    distribution's own file list is no guide: an editable install may list the files
+    of its source folder.)"""
+    name = entry.name.lower().replace("-", "_")
+    return "trm_task_life" in name
 
 
 def make_venv(root: Path, env: dict[str, str]) -> Path:
@@ -447,12 +446,12 @@ def make_venv(root: Path, env: dict[str, str]) -> Path:
     file in the venv adds with ``site.addsitedir`` (so the .pth files there, such as
     an editable trm-core's, run too).
     """
-    shim, skip = root / "shim", own_files()
+    shim = root / "shim"
     shim.mkdir()
     for directory in map(Path, site.getsitepackages()):
         if directory.is_dir():
             for entry in directory.iterdir():
-                if entry.name not in skip and not (shim / entry.name).exists():
+                if not belongs_to_example(entry) and not (shim / entry.name).exists():
                     (shim / entry.name).symlink_to(entry)
     created = run([sys.executable, "-m", "venv", "--without-pip", root / "venv"], env, root)
     assert created.returncode == 0, explain(created)
