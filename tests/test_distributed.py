@@ -86,8 +86,9 @@ def _snapshot(trainer: Trainer) -> dict:
     }
 
 
-def _worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
-    """One of two ranks, started as torchrun would start it."""
+def become_rank(rank: int, port: int) -> None:
+    """Make this spawned process rank ``rank`` of two, as torchrun would start it, on one
+    thread, its process group with a timeout so that a failure cannot hang the test."""
     os.environ.update(
         WORLD_SIZE="2",
         RANK=str(rank),
@@ -96,10 +97,15 @@ def _worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
-    # init_world takes no timeout: give its process group one so a failure cannot hang.
+    # init_world takes no timeout: give its process group one.
     dist.init_process_group = functools.partial(
         dist.init_process_group, timeout=datetime.timedelta(seconds=TIMEOUT)
     )
+
+
+def _worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
+    """One of two ranks, started as torchrun would start it."""
+    become_rank(rank, port)
     out = Path(out_dir)
     world = init_world("cpu")
     try:
@@ -128,14 +134,7 @@ def _free_port() -> int:
 
 def _nan_worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
     """A rank whose loss (rank 1's only) turns NaN at step 2; it records what stopped it."""
-    os.environ.update(
-        WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    dist.init_process_group = functools.partial(
-        dist.init_process_group, timeout=datetime.timedelta(seconds=TIMEOUT)
-    )
+    become_rank(rank, port)
     import trm_core.trainer as trainer_module
 
     real, calls = trainer_module.act_loss, []

@@ -9,11 +9,8 @@ reference.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import functools
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -35,10 +32,7 @@ from trm_core.solve import main as solve_main
 from trm_core.trainer import Trainer
 
 from . import tiny_task
-from .test_distributed import spawn_two
-
-TIMEOUT = 60  # seconds: a broken collective fails the test instead of hanging it
-
+from .test_distributed import become_rank, spawn_two
 
 # -- unroll -------------------------------------------------------------------------
 
@@ -191,14 +185,7 @@ def test_trm_eval_reports_bad_input_in_one_line(reverse, tmp_path, capsys):
 
 def _eval_worker(rank: int, port: int, run: str, out_dir: str) -> None:
     """One of two ranks running trm-eval, started as torchrun would start it."""
-    os.environ.update(
-        WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    dist.init_process_group = functools.partial(
-        dist.init_process_group, timeout=datetime.timedelta(seconds=TIMEOUT)
-    )
+    become_rank(rank, port)
     printed = io.StringIO()
     try:
         with use_registry(tiny_task.registry()), contextlib.redirect_stdout(printed):
