@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from trm_core import DIHEDRAL_NAMES, dihedral_permutation, inverse_dihedral
-
-from .grid import side_of
+from trm_core import DIHEDRAL_NAMES, dihedral_flat, dihedral_permutation
 
 TRANSFORMS = len(DIHEDRAL_NAMES)
 
 
-def positions(side: int, transform: int) -> np.ndarray:
-    """[side*side]: output cell i takes input cell positions[i]."""
+def _checked(transform: int) -> int:
     if not 0 <= transform < TRANSFORMS:
         raise ValueError(f"transform {transform} is not in 0..7")
-    return dihedral_permutation(side, transform)
+    return transform
+
+
+def positions(side: int, transform: int) -> np.ndarray:
+    """[side*side]: output cell i takes input cell positions[i]."""
+    return dihedral_permutation(side, _checked(transform))
 
 
 def transform_of(seed: int) -> int:
@@ -35,13 +37,12 @@ def transform_of(seed: int) -> int:
 
 def apply(tokens: np.ndarray, transform: int) -> np.ndarray:
     """[..., side*side] tokens -> transformed tokens."""
-    tokens = np.asarray(tokens)
-    return tokens[..., positions(side_of(tokens.shape[-1]), transform)]
+    return dihedral_flat(tokens, _checked(transform))
 
 
 def invert(tokens: np.ndarray, transform: int) -> np.ndarray:
     """Undo :func:`apply` on [..., side*side] tokens."""
-    return apply(tokens, inverse_dihedral(transform))
+    return dihedral_flat(tokens, _checked(transform), inverse=True)
 
 
 def canonical(tokens: np.ndarray) -> list[bytes]:
