@@ -131,6 +131,7 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
     """Build (or reuse) the task's data and complete the model's sizes from it."""
     data = mapping.get("data", {}) or {}
     task.configure(dict(data.get("options", {}) or {}))
+    check_task_capabilities(task, mapping["task"], data)
     target = data_dir_for(
         mapping["task"],
         data.get("options", {}),
@@ -156,17 +157,19 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
         if key in model and model[key] != value:
             raise ConfigError(f"model.{key} is {model[key]} but the task's data needs {value}")
         model[key] = value
-    config = build_run_config(mapping, where=f"task {mapping['task']} preset {mapping['preset']}")
-    check_task_capabilities(task, config)
-    return config, target
+    return build_run_config(
+        mapping, where=f"task {mapping['task']} preset {mapping['preset']}"
+    ), target
 
 
-def check_task_capabilities(task: Task, config: RunConfig) -> None:
-    """Refuse a config that needs an optional capability the task lacks."""
+def check_task_capabilities(task: Task, task_name: str, data: Mapping[str, Any]) -> None:
+    """Refuse a data section that needs an optional capability the task lacks (before
+    any data is built)."""
+    augmentations = data.get("augmentations") or 0
     augments = task.supports("augment") or type(task).training_example is not Task.training_example
-    if config.data.augmentations and not augments:
+    if augmentations and not augments:
         raise ConfigError(
-            f"data.augmentations is {config.data.augmentations}, but the task {config.task!r} "
+            f"data.augmentations is {augmentations}, but the task {task_name!r} "
             "has no augmentations (it does not implement Task.augment); set "
             "data.augmentations=0"
         )
