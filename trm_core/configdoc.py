@@ -89,20 +89,13 @@ def reference(registry: Registry | None = None) -> str:
     for kind in COMPONENT_KINDS:
         for entry in registry.entries(kind):
             options = getattr(entry.obj, "Options", None)
-            if options is None:
-                continue
-            lines += [f"### `model.options.{entry.name}` ({kind}, {entry.distribution})", ""]
-            lines += table(options, f"model.options.{entry.name}")
             requires = getattr(entry.obj, "requires", {})
-            if requires:
-                needs = ", ".join(f"`{key}` in {value!r}" for key, value in requires.items())
-                lines += ["", f"Requires: {needs}."]
-            lines.append("")
-    for kind in COMPONENT_KINDS:
-        for entry in registry.entries(kind):
-            requires = getattr(entry.obj, "requires", {})
-            if requires and getattr(entry.obj, "Options", None) is None:
-                needs = ", ".join(f"`{key}` in {value!r}" for key, value in requires.items())
+            needs = ", ".join(f"`{key}` in {value!r}" for key, value in requires.items())
+            if options is not None:
+                lines += [f"### `model.options.{entry.name}` ({kind}, {entry.distribution})", ""]
+                lines += table(options, f"model.options.{entry.name}")
+                lines += ["", f"Requires: {needs}.", ""] if needs else [""]
+            elif needs:
                 lines += [f"The {kind} `{entry.name}` requires {needs}.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
