@@ -289,11 +289,10 @@ def reference_config(
     # rotary/learned positions are the grid encoder's, its head count the attention
     # mixer's. mlp_t blocks never read the rotary tables, so rope there is no positions.
     mixer = mixers[0]
-    encoder = fields.get("encoder", "grid")
     grid = {"positions": fields.pop("positions"), "rope_theta": fields.pop("rope_theta")}
     if grid["positions"] == "rope" and opts["mlp_t"]:
         grid["positions"] = "none"
-    options = {encoder: grid}
+    options = {"grid": grid}  # the reference's embedding twin is the grid encoder
     heads = fields.pop("num_heads")
     mixer_options = getattr(mixer.obj, "Options", None)
     if mixer_options is not None and "num_heads" in attrs.fields_dict(mixer_options):
