@@ -283,7 +283,7 @@ def test_trm_plugins_reports_conflicts(capsys):
         assert plugins_main(["--json"]) == 1
     listed = json.loads(capsys.readouterr().out)
     [conflict] = listed["conflicts"]
-    assert "mixer 'mlp' is registered twice: by trm-core 0.1.0" in conflict
+    assert f"mixer 'mlp' is registered twice: by trm-core {trm_core.__version__}" in conflict
     assert "trm-plugin-copycat" in conflict
 
 

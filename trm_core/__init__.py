@@ -26,7 +26,7 @@ from .config import (
 )
 from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
 from .evaluate import unroll
-from .hookspecs import hookimpl, hookspec
+from .hookspecs import PLUGIN_CONTRACT, hookimpl, hookspec
 from .inference import LoadedRun, load_run
 from .interfaces import (
     CAPABILITIES,
@@ -87,6 +87,7 @@ __all__ = [
     "DIHEDRAL_NAMES",
     "INVERSE_DIHEDRAL",
     "PAPER_BATCH",
+    "PLUGIN_CONTRACT",
     "Block",
     "Carry",
     "CastedEmbedding",

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from . import __version__
+from .hookspecs import PLUGIN_CONTRACT
 
 
 def _fail(message: str) -> int:
@@ -32,6 +33,11 @@ def plugins_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--kind", help="only this kind (encoder, mixer, core, halting_head, task)")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"trm-core {__version__}, plugin contract {PLUGIN_CONTRACT}",
+    )
     args = parser.parse_args(argv)
 
     from .registry import PluginError, PluginLoadWarning, get_registry
@@ -43,13 +49,17 @@ def plugins_main(argv: list[str] | None = None) -> int:
         entries = registry.entries(args.kind)
     except PluginError as error:
         return _fail(str(error))
-    failures = registry.failures
+    failures = [failure for failure in registry.failures if not failure.incompatible]
+    incompatible = [failure for failure in registry.failures if failure.incompatible]
     conflicts = [registry.conflict_message(*key) for key in registry.conflicts]
-    broken = 1 if failures or conflicts else 0
+    broken = 1 if registry.failures or conflicts else 0
     if args.json:
         payload = {
+            "trm_core": __version__,
+            "contract": PLUGIN_CONTRACT,
             "plugins": [entry.as_dict() for entry in entries],
             "failed": [failure.as_dict() for failure in failures],
+            "incompatible": [failure.as_dict() for failure in incompatible],
             "conflicts": conflicts,
         }
         print(json.dumps(payload, indent=2))
@@ -65,6 +75,8 @@ def plugins_main(argv: list[str] | None = None) -> int:
         print("(no plugins loaded)")
     for failure in failures:
         print(f"FAILED {failure.describe()}", file=sys.stderr)
+    for failure in incompatible:
+        print(f"INCOMPATIBLE {failure.describe()}", file=sys.stderr)
     for conflict in conflicts:
         print(f"CONFLICT {conflict}", file=sys.stderr)
     return broken

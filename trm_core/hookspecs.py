@@ -21,6 +21,18 @@ import pluggy
 
 PROJECT = "trm"
 
+#: The version of the plugin contract (these hooks, the interfaces in
+#: ``trm_core.interfaces`` and the config keys they read) this trm-core implements.
+#: It changes only with trm-core's minor version (0.x), and every change is listed
+#: in CHANGELOG.md under "Plugin contract". A plugin states the contract it was
+#: written for with a module attribute, ``TRM_PLUGIN_CONTRACT = 2``, and with its
+#: ``trm-core`` requirement (``trm-core>=0.2,<0.3``); the registry refuses a plugin
+#: whose either statement disagrees with this engine.
+PLUGIN_CONTRACT = 2
+
+#: The module attribute where a plugin states its contract version.
+CONTRACT_ATTRIBUTE = "TRM_PLUGIN_CONTRACT"
+
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

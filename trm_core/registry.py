@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import attrs
 import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
 
 from . import hookspecs
 from .config import ModelConfig, suggest
@@ -68,18 +70,22 @@ class PluginEntry:
 
 @attrs.frozen
 class PluginFailure:
-    """An entry point that failed to import or to register."""
+    """An entry point that failed to import or to register, or was written for
+    another plugin contract (``incompatible``)."""
 
     plugin: str
     distribution: str
     version: str
     error: str
+    incompatible: bool = False
 
     def as_dict(self) -> dict[str, str]:
-        return attrs.asdict(self)
+        return {key: value for key, value in attrs.asdict(self).items() if key != "incompatible"}
 
     def describe(self) -> str:
-        return f"plugin {self.plugin!r} from {self.distribution} {self.version}: {self.error}"
+        origin = " ".join(filter(None, (self.distribution, self.version)))
+        separator = " " if self.incompatible else ": "
+        return f"plugin {self.plugin!r} from {origin}{separator}{self.error}"
 
 
 def admission_problem(cls: type) -> str | None:
@@ -113,6 +119,75 @@ def admission_problem(cls: type) -> str | None:
                 f"{', '.join(COMPONENT_KINDS)}) nor a ModelConfig field"
             )
     return None
+
+
+def engine_version() -> str | None:
+    """The installed trm-core's version, or None when it runs from a bare source tree."""
+    try:
+        return metadata.version("trm-core")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirement_problem(dist: metadata.Distribution | None) -> str | None:
+    """Why ``dist``'s own ``trm-core`` requirement excludes this engine, or None.
+
+    Read from the distribution's metadata, before its plugin is imported: a plugin
+    written for another contract may not even import.
+    """
+    installed = engine_version()
+    if dist is None or installed is None or _normalise(dist.name) == "trm-core":
+        return None
+    for text in dist.requires or []:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if _normalise(requirement.name) != "trm-core":
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            return (
+                f"requires trm-core{requirement.specifier}, but trm-core {installed} "
+                f"(plugin contract {hookspecs.PLUGIN_CONTRACT}) is installed; install a "
+                f"release of {dist.name} for it, or a trm-core that {dist.name} supports"
+            )
+    return None
+
+
+def contract_problem(plugin: Any, distribution: str) -> str | None:
+    """Why the contract version ``plugin`` declares is not this engine's, or None.
+
+    A plugin declares it as the attribute ``TRM_PLUGIN_CONTRACT`` of its module
+    (or of the object its entry point names, or that object's module); a plugin
+    that declares none is admitted on its requirement range alone.
+    """
+    name = hookspecs.CONTRACT_ATTRIBUTE
+    declared = getattr(plugin, name, None)
+    if declared is None:
+        module = sys.modules.get(getattr(plugin, "__module__", None) or "")
+        declared = getattr(module, name, None)
+    if declared is None:
+        return None
+    current = hookspecs.PLUGIN_CONTRACT
+    engine = f"trm-core {engine_version() or '(from source)'}"
+    if isinstance(declared, bool) or not isinstance(declared, int):
+        return (
+            f"declares {name} = {declared!r}, which is not a contract version "
+            f"(an integer; {engine} implements {current})"
+        )
+    if declared == current:
+        return None
+    remedy = (
+        "upgrade trm-core"
+        if declared > current
+        else f"install a release of {distribution} written for contract {current}"
+    )
+    return (
+        f"was written for plugin contract {declared}, but {engine} implements "
+        f"contract {current}; {remedy}"
+    )
 
 
 def _normalise(name: str) -> str:
@@ -174,10 +249,18 @@ class Registry:
         for point in points:
             distribution = point.dist.name if point.dist is not None else "(unknown)"
             version = point.dist.version if point.dist is not None else ""
+            problem = requirement_problem(point.dist)
+            if problem:
+                self._fail(point.name, distribution, version, problem, incompatible=True)
+                continue
             try:
                 plugin = point.load()
             except Exception as error:  # a broken plugin must not hide the others
                 self._fail(point.name, distribution, version, f"{type(error).__name__}: {error}")
+                continue
+            problem = contract_problem(plugin, distribution)
+            if problem:
+                self._fail(point.name, distribution, version, problem, incompatible=True)
                 continue
             self._admit(plugin, point.name, distribution, version, strict=False)
         self.pm.check_pending()  # every admitted plugin was checked already; a safety net
@@ -201,8 +284,10 @@ class Registry:
             if {_normalise(p.name), _normalise(p.dist.name if p.dist else "")} & self._select
         ]
 
-    def _fail(self, plugin: str, distribution: str, version: str, message: str) -> None:
-        failure = PluginFailure(plugin, distribution, version, message)
+    def _fail(
+        self, plugin: str, distribution: str, version: str, message: str, incompatible=False
+    ) -> None:
+        failure = PluginFailure(plugin, distribution, version, message, incompatible)
         self.failures.append(failure)
         warnings.warn(f"trm: {failure.describe()}", PluginLoadWarning, stacklevel=4)
 
@@ -265,6 +350,10 @@ class Registry:
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         if self.pm.has_plugin(name):
             raise PluginError(f"a plugin named {name!r} is already registered")
+        problem = contract_problem(plugin, distribution)
+        if problem:
+            origin = " ".join(filter(None, (distribution, version)))
+            raise PluginError(f"plugin {name!r} ({origin}) {problem}")
         return self._admit(plugin, name, distribution, version, strict=True)
 
     def add(self, kind: str, name: str, obj: type, distribution: str = "(in-process)") -> None:

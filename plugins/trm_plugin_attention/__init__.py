@@ -21,6 +21,9 @@ from trm_core import (
     rms_norm,
 )
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 
 @attrs.define(kw_only=True)
 class AttentionOptions:

@@ -25,6 +25,9 @@ from trm_core import (
     rotary_tables,
 )
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 LEARNED_POSITION_SCALE = 0.707106781  # ~1/sqrt(2): keeps the variance of token + position
 POSITIONS = ("rope", "learned", "none")
 

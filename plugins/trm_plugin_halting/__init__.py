@@ -7,6 +7,9 @@ from torch import Tensor
 
 from trm_core import CastedLinear, HaltingHead, ModelConfig, hookimpl
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 
 class FirstTokenHead(HaltingHead):
     """``[halt, continue] = Linear(y[:, 0])``; only the halt logit drives halting."""

@@ -8,6 +8,9 @@ from torch import Tensor
 
 from trm_core import Mixer, ModelConfig, Rotary, SwiGLU, hookimpl, rms_norm, swiglu_width
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 
 class MLPMixer(Mixer):
     """Transpose to [B, D, L], ``h = rms(h + SwiGLU_L(h))``, transpose back.

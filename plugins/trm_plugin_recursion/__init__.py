@@ -9,6 +9,9 @@ from torch import Tensor
 
 from trm_core import Mixer, ModelConfig, ReasoningNet, Rotary, ThinkActCore, hookimpl, trunc_normal_
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 
 class RecursiveCore(ThinkActCore):
     """T-1 cycles without gradient, then one with (docs/architecture.md#think-and-act)."""

@@ -14,6 +14,9 @@ from torch import Tensor, nn
 
 from trm_core import Mixer, ModelConfig, Rotary, hookimpl, rms_norm, trunc_normal_
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 
 def _odd(instance, attribute, value):
     if value < 1 or value % 2 != 1:

@@ -17,6 +17,9 @@ from trm_core import Task, hookimpl
 from . import board, data
 from .presets import PRESETS
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 __all__ = ["LifeTask"]
 
 

@@ -36,6 +36,9 @@ from .render import draw_task
 from .sources import ArcDataError, parse_tasks
 from .voting import Ranking, pass_at_k, rank, restored, submission, write_submission
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 __all__ = ["ArcTask"]
 
 

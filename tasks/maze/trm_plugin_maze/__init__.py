@@ -22,6 +22,9 @@ from .paths import valid_paths
 from .presets import PRESETS
 from .render import draw_maze
 
+#: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
+TRM_PLUGIN_CONTRACT = 2
+
 __all__ = ["MazeTask"]
 
 
