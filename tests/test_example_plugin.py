@@ -18,13 +18,15 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import tomllib
 import torch
 
 import trm_core
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "trm-plugin-conv"
-CONV_ROW = {"kind": "mixer", "name": "conv", "distribution": "trm-plugin-conv", "version": "0.1.0"}
+VERSION = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["version"]
+CONV_ROW = {"kind": "mixer", "name": "conv", "distribution": "trm-plugin-conv", "version": VERSION}
 # What the trm-plugins console script runs; the scratch venv has no such script
 # of its own (trm-core's scripts live in the base environment's bin/).
 PLUGINS_JSON = "from trm_core.cli import plugins_main; raise SystemExit(plugins_main(['--json']))"
@@ -50,7 +52,7 @@ def load_example() -> ModuleType:
 
 def test_conv_mixer_trains_in_process(trm_registry):
     plugin = load_example()
-    trm_registry.add_plugin(plugin, distribution="trm-plugin-conv", version="0.1.0")
+    trm_registry.add_plugin(plugin, distribution="trm-plugin-conv", version=VERSION)
     assert trm_registry.entry("mixer", "conv").obj is plugin.ConvMixer
 
     torch.manual_seed(0)
@@ -183,7 +185,7 @@ def test_conv_option_is_set_from_the_command_line(reverse, trm_registry, capsys)
     from trm_core.cli import run_main
     from trm_core.run import read_config
 
-    trm_registry.add_plugin(load_example(), distribution="trm-plugin-conv", version="0.1.0")
+    trm_registry.add_plugin(load_example(), distribution="trm-plugin-conv", version=VERSION)
     argv = ["--task", "reverse", "--preset", "cpu", "--device", "cpu", "--mixer", "conv"]
     argv += ["--out", str(reverse), "--max-steps", "2"]
     assert run_main([*argv, "--set", "model.options.conv.kernel_size=5"]) == 0

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from trm_core.solve import main as solve_main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "trm-task-life"
+VERSION = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["version"]
 DOC = ROOT / "docs" / "writing-a-task.md"
 EXAMPLE_FILES = (
     "examples/trm-task-life/pyproject.toml",
@@ -42,7 +44,7 @@ EXAMPLE_FILES = (
     "examples/trm-task-life/trm_task_life/data.py",
     "examples/trm-task-life/trm_task_life/presets.py",
 )
-LIFE_ROW = {"kind": "task", "name": "life", "distribution": "trm-task-life", "version": "0.1.0"}
+LIFE_ROW = {"kind": "task", "name": "life", "distribution": "trm-task-life", "version": VERSION}
 
 if str(EXAMPLE) not in sys.path:  # the example's source, installed or not
     sys.path.insert(0, str(EXAMPLE))
@@ -63,7 +65,7 @@ def first_party_only(monkeypatch):
 @pytest.fixture
 def life(trm_registry) -> trm_core.Task:
     """The task as trm finds it: registered through its hook, looked up by name."""
-    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version="0.1.0")
+    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version=VERSION)
     return trm_registry.get("task", "life")()
 
 
@@ -93,7 +95,7 @@ BLOCK = "## ##"
 def test_registered_under_the_entry_point_name(life, trm_registry):
     entry = trm_registry.entry("task", "life")
     assert entry.obj is trm_task_life.LifeTask
-    assert (entry.distribution, entry.version) == ("trm-task-life", "0.1.0")
+    assert (entry.distribution, entry.version) == ("trm-task-life", VERSION)
     pyproject = (EXAMPLE / "pyproject.toml").read_text()
     assert re.search(r'^\[project\.entry-points\.trm\]\nlife = "trm_task_life"$', pyproject, re.M)
     assert life.vocab_size == 3 and life.grid_shape == (8, 8) and life.seq_len == 64
@@ -356,7 +358,7 @@ def figures(run_dir: Path) -> dict[str, float]:
 def trained_run(tmp_path_factory) -> Path:
     """The cpu preset trained for ``STEPS`` steps (trm-core's plugins and the example)."""
     registry = trm_core.Registry(select={"trm-core"})
-    registry.add_plugin(trm_task_life, distribution="trm-task-life", version="0.1.0")
+    registry.add_plugin(trm_task_life, distribution="trm-task-life", version=VERSION)
     torch.set_num_threads(2)
     with trm_core.use_registry(registry):
         return train(tmp_path_factory.mktemp("life"))
@@ -384,7 +386,7 @@ def test_the_cpu_preset_learns_beyond_copying(trained_run):
 
 
 def test_trm_eval_scores_the_run(trained_run, trm_registry, capsys):
-    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version="0.1.0")
+    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version=VERSION)
     assert eval_main(["--run", str(trained_run), "--json", "--max-examples", "100"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["step"] == STEPS
@@ -392,7 +394,7 @@ def test_trm_eval_scores_the_run(trained_run, trm_registry, capsys):
 
 
 def test_trm_solve_answers_and_checks_a_board(trained_run, trm_registry, capsys):
-    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version="0.1.0")
+    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version=VERSION)
     glider = "/".join(board.to_text(place(GLIDER, at=(2, 2)).ravel()).splitlines())
     assert solve_main(["--run", str(trained_run), glider]) == 0
     out = capsys.readouterr().out
@@ -403,7 +405,7 @@ def test_trm_solve_answers_and_checks_a_board(trained_run, trm_registry, capsys)
 
 
 def test_trm_solve_says_what_is_wrong_with_a_board(trained_run, trm_registry, capsys):
-    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version="0.1.0")
+    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version=VERSION)
     assert solve_main(["--run", str(trained_run), "..#/.#."]) == 2
     assert "a board is 8 rows of 8 cells" in capsys.readouterr().err
 

@@ -17,7 +17,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import tomllib
+
 MAZE = Path(__file__).resolve().parents[1]
+VERSION = tomllib.loads((MAZE / "pyproject.toml").read_text())["project"]["version"]
 PLUGINS_JSON = "from trm_core.cli import plugins_main; raise SystemExit(plugins_main(['--json']))"
 RUN = "import sys; from trm_core.cli import run_main; raise SystemExit(run_main(sys.argv[1:]))"
 
@@ -87,7 +90,7 @@ def test_pip_install_adds_the_maze_task_and_trm_run_trains_it(tmp_path):
 
     after = tasks(python, env, tmp_path)
     maze = [row for row in after if row["name"] == "maze"]
-    assert [(r["distribution"], r["version"]) for r in maze] == [("trm-plugin-maze", "0.1.0")]
+    assert [(r["distribution"], r["version"]) for r in maze] == [("trm-plugin-maze", VERSION)]
     # trm-run --task maze --mixer attention --preset cpu --max-steps 5, with its data and
     # run folders in the test's own folder, on the CPU in float32 whatever the machine.
     command = ["--task", "maze", "--mixer", "attention", "--preset", "cpu", "--max-steps", "5"]
