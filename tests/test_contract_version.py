@@ -183,7 +183,7 @@ def load(tmp_path, monkeypatch, *plugins: str) -> Registry:
 @pytest.mark.parametrize(
     "requires",
     [
-        [],  # states nothing: admitted on its admission checks alone
+        [],  # no requirement at all: judged by its declaration
         ["trm-core"],
         [f"trm-core>={ENGINE},<{NEXT_MINOR}"],
         ["trm-core<0.1 ; extra == 'legacy'"],  # only with an extra nobody asked for
@@ -198,13 +198,46 @@ def test_a_plugin_for_this_contract_loads(tmp_path, monkeypatch, requires):
     assert registry.entry("mixer", "echo").distribution == "trm-plugin-echo"
 
 
-def test_a_plugin_without_a_declaration_loads(tmp_path, monkeypatch):
+def test_an_installed_plugin_without_a_declaration_was_written_for_contract_1(
+    tmp_path, monkeypatch
+):
+    """The declaration arrived with contract 2: every plugin written for contract 1
+    lacks it, however loose its requirement (trm 0.1's own plugins required trm-core>=0.1)."""
     source = MIXER_MODULE.format(contract=PLUGIN_CONTRACT, name="echo").replace(
         f"TRM_PLUGIN_CONTRACT = {PLUGIN_CONTRACT!r}", ""
     )
-    write_distribution(tmp_path, "trm-plugin-echo", "trm_plugin_echo", source, ["trm-core"])
+    write_distribution(tmp_path, "trm-plugin-echo", "trm_plugin_echo", source, ["trm-core>=0.1"])
     registry = load(tmp_path, monkeypatch, "echo")
-    assert registry.names("mixer") == ["attention", "echo", "mlp"]
+    [failure] = registry.failures
+    assert failure.incompatible
+    assert failure.describe() == (
+        "plugin 'echo' from trm-plugin-echo 1.2.3 declares no TRM_PLUGIN_CONTRACT, so it was "
+        f"written for plugin contract 1 (trm-core 0.1), but trm-core {ENGINE} implements "
+        f"contract {PLUGIN_CONTRACT}; install a release of trm-plugin-echo written for "
+        f"contract {PLUGIN_CONTRACT} (its author adds TRM_PLUGIN_CONTRACT = {PLUGIN_CONTRACT} "
+        "once it is)"
+    )
+    assert registry.names("mixer") == ["attention", "mlp"]
+
+
+def test_a_plugin_added_by_hand_need_not_declare():
+    registry = Registry(select={"trm-core"})
+    registry.add_plugin(_echo_hooks(), name="echo")
+    assert "echo" in registry.names("mixer")
+
+
+def _echo_hooks():
+    import types
+
+    class Echo(trm_core.Mixer):
+        def forward(self, hidden, rotary):
+            return hidden
+
+    @trm_core.hookimpl
+    def register_mixers(register):
+        register("echo", Echo)
+
+    return types.SimpleNamespace(register_mixers=register_mixers)
 
 
 @pytest.mark.parametrize(
@@ -246,6 +279,16 @@ def test_the_declaration_may_sit_on_the_entry_points_object_or_its_module():
         TRM_PLUGIN_CONTRACT = PLUGIN_CONTRACT - 1
 
     assert "written for plugin contract" in contract_problem(Hooks(), "d")
-    assert contract_problem(object(), "d") is None
+    assert contract_problem(object(), "d", required=False) is None
+    assert "declares no TRM_PLUGIN_CONTRACT" in contract_problem(object(), "d")
     module = sys.modules[__name__]
     assert not hasattr(module, "TRM_PLUGIN_CONTRACT")
+
+
+def test_trm_plugins_version_names_the_contract(capsys):
+    from trm_core.cli import plugins_main
+
+    with pytest.raises(SystemExit) as exit_:
+        plugins_main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"trm-core {ENGINE}, plugin contract {PLUGIN_CONTRACT}\n"

@@ -55,6 +55,8 @@ def _write_distribution(root, dist: str, entry_points: dict[str, str], modules: 
 GOOD_MODULE = """
 import trm_core
 
+TRM_PLUGIN_CONTRACT = trm_core.PLUGIN_CONTRACT
+
 class Echo(trm_core.Mixer):
     def forward(self, hidden, rotary):
         return hidden
@@ -67,6 +69,8 @@ def register_mixers(register):
 
 TYPO_MODULE = """
 import trm_core
+
+TRM_PLUGIN_CONTRACT = trm_core.PLUGIN_CONTRACT
 
 @trm_core.hookimpl
 def register_mixer(register):  # missing the final "s"
@@ -289,6 +293,8 @@ def test_trm_plugins_reports_conflicts(capsys):
 
 INCOMPLETE_TASK = """
 import trm_core
+
+TRM_PLUGIN_CONTRACT = trm_core.PLUGIN_CONTRACT
 
 class Half(trm_core.Task):
     vocab_size = 3  # a plain class attribute implements an abstract property

@@ -156,22 +156,31 @@ def requirement_problem(dist: metadata.Distribution | None) -> str | None:
     return None
 
 
-def contract_problem(plugin: Any, distribution: str) -> str | None:
+def contract_problem(plugin: Any, distribution: str, required: bool = True) -> str | None:
     """Why the contract version ``plugin`` declares is not this engine's, or None.
 
     A plugin declares it as the attribute ``TRM_PLUGIN_CONTRACT`` of its module
-    (or of the object its entry point names, or that object's module); a plugin
-    that declares none is admitted on its requirement range alone.
+    (or of the object its entry point names, or that object's module). The
+    attribute arrived with contract 2, so an installed plugin without it
+    (``required``) was written for contract 1; a plugin added by hand
+    (tests, notebooks) may leave it out.
     """
     name = hookspecs.CONTRACT_ATTRIBUTE
     declared = getattr(plugin, name, None)
     if declared is None:
         module = sys.modules.get(getattr(plugin, "__module__", None) or "")
         declared = getattr(module, name, None)
-    if declared is None:
-        return None
     current = hookspecs.PLUGIN_CONTRACT
     engine = f"trm-core {engine_version() or '(from source)'}"
+    if declared is None:
+        if not required:
+            return None
+        return (
+            f"declares no {name}, so it was written for plugin contract 1 (trm-core 0.1), "
+            f"but {engine} implements contract {current}; install a release of "
+            f"{distribution} written for contract {current} (its author adds "
+            f"{name} = {current} once it is)"
+        )
     if isinstance(declared, bool) or not isinstance(declared, int):
         return (
             f"declares {name} = {declared!r}, which is not a contract version "
@@ -350,7 +359,7 @@ class Registry:
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         if self.pm.has_plugin(name):
             raise PluginError(f"a plugin named {name!r} is already registered")
-        problem = contract_problem(plugin, distribution)
+        problem = contract_problem(plugin, distribution, required=False)
         if problem:
             origin = " ".join(filter(None, (distribution, version)))
             raise PluginError(f"plugin {name!r} ({origin}) {problem}")
