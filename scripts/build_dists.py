@@ -14,7 +14,8 @@ bound, and its entry-point module declares the plugin contract trm-core
 implements. ``--deps`` downloads the third-party wheels they need (never torch:
 install the build that fits your machine first). ``--release`` also refuses the
 placeholder project URLs. File times come from the last commit
-(``SOURCE_DATE_EPOCH``), so the same commit builds the same wheels.
+(``SOURCE_DATE_EPOCH``), so the same commit builds byte-identical wheels (not sdists:
+setuptools stamps their archive with the time of the build).
 
 Exit status: 0 when everything was built and passed the checks, 1 otherwise.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import email.parser
+import importlib.util
 import os
 import re
 import subprocess
@@ -333,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
         help="build only this distribution (repeatable; default all)",
     )
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("build") is None:
+        print(
+            "error: the build front end is not installed: python3 -m pip install build "
+            "(it comes with trm-core's [dev] extra)",
+            file=sys.stderr,
+        )
+        return 2
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     stale = [p.name for p in out.iterdir() if p.name.startswith(("trm_", "trm-"))]
