@@ -25,6 +25,10 @@ FIRST_PARTY = {
     ("mixer", "mlp"),
     ("core", "trm"),
     ("halting_head", "first_token"),
+    ("strategy", "augment-vote"),
+    ("strategy", "rollouts"),
+    ("strategy", "steps"),
+    ("strategy", "unroll"),
 }
 
 

@@ -14,9 +14,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 
 from . import __version__
+from .config import ConfigError
 from .hookspecs import PLUGIN_CONTRACT
 
 
@@ -32,7 +34,9 @@ def plugins_main(argv: list[str] | None = None) -> int:
         description="List the trm plugins installed (honours TRM_LOAD_PLUGINS).",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
-    parser.add_argument("--kind", help="only this kind (encoder, mixer, core, halting_head, task)")
+    parser.add_argument(
+        "--kind", help="only this kind (encoder, mixer, core, halting_head, task, strategy)"
+    )
     parser.add_argument(
         "--version",
         action="version",
@@ -224,6 +228,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.device:
         mapping["device"] = args.device
     check_model_section(mapping.get("model") or {}, registry)  # before any data is built
+    if (mapping.get("strategy") or {}).get("name"):  # the final evaluation's strategy, too
+        from .strategies import make_strategy
+
+        make_strategy(mapping["strategy"], registry)
     world = init_world(mapping.get("device", "auto"))
     say = print if world.is_main else (lambda *a, **k: None)
     model_line = mapping.get("model", {}).get("mixer", "?")
@@ -313,6 +321,24 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--early-halting", action="store_true", help="halt on the halt logit")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the run's)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--strategy",
+        metavar="NAME",
+        help="answer with this inference strategy (trm-plugins --kind strategy) and print "
+        "accuracy against compute",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option (strategy.k=32) or eval.batch_size; repeatable",
+    )
+    parser.add_argument(
+        "--metric",
+        default="exact_accuracy",
+        help="the metric of the strategy table (default exact_accuracy)",
+    )
     args = parser.parse_args(argv)
 
     from .distributed import init_world
@@ -323,8 +349,13 @@ def eval_main(argv: list[str] | None = None) -> int:
     # evaluated as a run's final evaluation: the test split and every extra split.
     try:
         run_dir = Path(args.run)
+        section, batch_size = _strategy_settings(args.strategy, args.set)
         world = init_world(args.device or read_config(run_dir).device)
         run = load_run(run_dir, device=world.device)
+        if section is not None:
+            return _eval_strategy(run, world, section, batch_size, args)
+        if batch_size is not None:
+            raise ConfigError("--set eval.batch_size applies to --strategy evaluations")
         metrics = run.evaluate(
             world, max_examples=args.max_examples, early_halting=args.early_halting or None,
             out_dir=run_dir,
@@ -339,6 +370,85 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"{run_dir} at step {run.step}:")
         _print_metrics(metrics)
     return 0
+
+
+def _strategy_settings(name: str | None, assignments: list[str]) -> tuple[dict | None, int | None]:
+    """The ``strategy`` section that ``--strategy`` and ``--set strategy.*`` make (None:
+    no strategy asked for) and a ``--set eval.batch_size``."""
+    section: dict[str, Any] = {}
+    batch_size = None
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+        parsed = yaml.safe_load(value)
+        if key == "eval.batch_size":
+            if isinstance(parsed, bool) or not isinstance(parsed, int) or parsed <= 0:
+                raise ConfigError(f"eval.batch_size must be a positive integer, got {value!r}")
+            batch_size = parsed
+        elif key.startswith("strategy.") and key.count(".") == 1 and key != "strategy.":
+            section[key.removeprefix("strategy.")] = parsed
+        else:
+            raise ConfigError(
+                f"--set {key}: trm-eval takes strategy.<option> (with --strategy) and "
+                "eval.batch_size; the run's other settings are fixed"
+            )
+    if name is not None:
+        section["name"] = name
+    if section and "name" not in section:
+        raise ConfigError("--set strategy.<option> needs --strategy NAME")
+    return (section or None), batch_size
+
+
+def _eval_strategy(run, world, section: dict, batch_size: int | None, args) -> int:
+    """trm-eval --strategy: accuracy against compute on every split, printed, recorded in
+    metrics.json and logged to TensorBoard (``strategy/<name>/...`` against passes)."""
+    from .checkpoint import atomic_write_text
+    from .strategies import check_strategy, format_report, make_strategy, report_scalars
+
+    name, strategy = make_strategy(section)
+    check_strategy(name, strategy, run.task, run.model)
+    options = attrs.asdict(strategy.options) if strategy.options is not None else {}
+    say = print if world.is_main and not args.json else (lambda *a, **k: None)
+    say(f"{run.run_dir} at step {run.step}: strategy {name} {_options_text(options)}")
+    reports = run.evaluate_strategy(
+        strategy, world, max_examples=args.max_examples, batch_size=batch_size,
+        seed=int(options.get("seed", 0)),
+    )  # fmt: skip
+    if not world.is_main:
+        return 0
+    record = {
+        "step": run.step,
+        "strategy": {"name": name, "options": options},
+        "reports": [report.as_dict() for report in reports],
+    }
+    if args.json:
+        print(json.dumps({"run": str(run.run_dir), **record}))
+    else:
+        for report in reports:
+            print(format_report(report, args.metric))
+    history_path = run.run_dir / "metrics.json"
+    try:
+        history = json.loads(history_path.read_text()) if history_path.is_file() else []
+        history.append({**record, "evaluated_by": "trm-eval"})
+        atomic_write_text(history_path, json.dumps(history, indent=2))
+        from .monitor import TensorBoard
+
+        board = TensorBoard(run.run_dir)
+        for tag, value, step in (
+            item for report in reports for item in report_scalars(report, f"strategy/{name}")
+        ):
+            board.scalar(tag, value, step)
+        board.close()
+    except (OSError, ValueError) as error:
+        print(f"warning: the results above were not recorded in {run.run_dir}: {error}",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _options_text(options: dict) -> str:
+    return "(" + ", ".join(f"{key}={value}" for key, value in options.items()) + ")"
 
 
 COMMANDS = {

@@ -391,6 +391,11 @@ class RunConfig:
     data: DataConfig = doc("the data", factory=DataConfig)
     train: TrainConfig = doc("optimisation", factory=TrainConfig)
     eval: EvalConfig = doc("evaluation", factory=EvalConfig)
+    strategy: dict[str, Any] = doc(
+        "the final evaluation's inference strategy: name (off when absent) and its "
+        "options (trm-plugins --kind strategy; docs/strategies.md)",
+        factory=dict,
+    )
 
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}

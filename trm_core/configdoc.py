@@ -97,6 +97,22 @@ def reference(registry: Registry | None = None) -> str:
                 lines += ["", f"Requires: {needs}.", ""] if needs else [""]
             elif needs:
                 lines += [f"The {kind} `{entry.name}` requires {needs}.", ""]
+    lines += [
+        "## Strategy options",
+        "",
+        "The `strategy` section chooses how a trained model answers puzzles: `strategy.name`",
+        "(the final evaluation of `trm-run` uses none unless it is set; `trm-eval --strategy`",
+        "and `trm-solve --strategy` set it) and the strategy's own options, e.g.",
+        "`--set strategy.k=32`. See [strategies.md](strategies.md). Installed strategies:",
+        "",
+    ]
+    for entry in registry.entries("strategy"):
+        options = getattr(entry.obj, "Options", None)
+        summary = (entry.obj.__doc__ or "").strip().splitlines()[0]
+        lines += [f"### `strategy.name: {entry.name}` ({entry.distribution})", "", summary, ""]
+        if options is not None:
+            lines += table(options, "strategy")
+            lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 

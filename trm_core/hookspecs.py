@@ -110,6 +110,21 @@ def register_tasks(register: Register) -> None:
     """
 
 
+@hookspec
+def register_strategies(register: Register) -> None:
+    """Contribute inference strategies (how a trained model answers puzzles).
+
+    Args:
+        register: call ``register(name, cls)`` once per strategy, ``cls`` a
+            subclass of :class:`trm_core.Strategy`; ``name`` is what
+            ``trm-eval --strategy``, ``trm-solve --strategy`` and the config's
+            ``strategy.name`` use.
+
+    Returns:
+        Nothing.
+    """
+
+
 #: Each contribution hook and the plugin kind it contributes.
 HOOK_KINDS: dict[str, str] = {
     "register_encoders": "encoder",
@@ -117,4 +132,5 @@ HOOK_KINDS: dict[str, str] = {
     "register_cores": "core",
     "register_halting_heads": "halting_head",
     "register_tasks": "task",
+    "register_strategies": "strategy",
 }

@@ -25,10 +25,11 @@ from .data import read_split
 from .devices import resolve_device
 from .distributed import World
 from .evaluate import evaluate_splits, extra_splits, unroll
-from .interfaces import Task
+from .interfaces import Strategy, Task
 from .model import TRMModel
 from .registry import Registry, get_registry
 from .run import prepare, read_config
+from .strategies import StrategyReport, evaluate_strategy
 
 #: Model sizes the task's data decide (``run.prepare`` fills them in from the data).
 DATA_SIZES = ("vocab_size", "seq_len", "num_puzzle_identifiers")
@@ -55,6 +56,7 @@ class LoadedRun:
         inputs: np.ndarray,
         puzzle_identifiers: np.ndarray | None = None,
         batch_size: int = 256,
+        strategy: Strategy | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Answer puzzles with every supervision step (``halt_max_steps``), as evaluation does.
 
@@ -62,10 +64,15 @@ class LoadedRun:
             inputs: [N, S] input tokens (``Task.parse_puzzle`` makes one row).
             puzzle_identifiers: [N]; default the shared identifier 1 (tasks with
                 one identifier, such as Sudoku and Maze).
+            strategy: answer with this inference strategy instead (its answer at its
+                full budget; ``batch_size`` bounds rows per forward pass, and the
+                halt logits returned are NaN, since the chosen answer may not have one).
 
         Returns:
             ``(predictions [N, S] tokens, halt_logits [N])``.
         """
+        if strategy is not None:
+            return self._predict_with(strategy, inputs, puzzle_identifiers, batch_size)
         inputs = np.asarray(inputs, dtype=np.int64)
         if inputs.ndim != 2 or inputs.shape[1] != self.model.config.seq_len:
             raise ValueError(
@@ -90,6 +97,82 @@ class LoadedRun:
         if not predictions:
             return np.zeros((0, inputs.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate(predictions), np.concatenate(halts)
+
+    def _predict_with(self, strategy, inputs, puzzle_identifiers, batch_size):
+        inputs = np.asarray(inputs, dtype=np.int64)
+        if puzzle_identifiers is None:
+            puzzle_identifiers = np.ones(len(inputs), dtype=np.int64)
+        per_batch = max(1, batch_size // max(1, strategy.rows_per_puzzle()))
+        self.model.eval()
+        answers = []
+        for start in range(0, len(inputs), per_batch):
+            batch = {
+                "inputs": torch.from_numpy(inputs[start : start + per_batch]).to(self.device),
+                "puzzle_identifiers": torch.as_tensor(
+                    np.asarray(puzzle_identifiers[start : start + per_batch], dtype=np.int64),
+                    device=self.device,
+                ),
+            }
+            result = strategy.answer(self.model, self.task, batch, start)
+            full = result.by_budget[max(result.by_budget)]
+            answers.append(next(iter(full.values())).cpu().numpy())
+        if not answers:
+            return np.zeros((0, inputs.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.float32)
+        predictions = np.concatenate(answers)
+        return predictions, np.full(len(predictions), np.nan, dtype=np.float32)
+
+    def _prepared(self, world, max_examples, early_halting, log):
+        """The run's config for ``world`` and its data folder (built or reused), the
+        data checked against the checkpoint's model sizes."""
+        mapping = unstructure(self.config)
+        mapping["device"] = str(world.device)
+        if max_examples is not None:
+            mapping["eval"]["max_examples"] = max_examples
+        if early_halting is not None:
+            mapping["eval"]["early_halting"] = early_halting
+        config, data_dir = prepare(mapping, self.task, world, log=log)
+        model_config = self.model.config
+        for key in DATA_SIZES:
+            if getattr(config.model, key) != getattr(model_config, key):
+                raise ConfigError(
+                    f"{self.run_dir}: the checkpoint's model has {key} "
+                    f"{getattr(model_config, key)} but the task's data need "
+                    f"{getattr(config.model, key)}"
+                )
+        return config, data_dir
+
+    def evaluate_strategy(
+        self,
+        strategy: Strategy,
+        world: World | None = None,
+        *,
+        max_examples: int | None = None,
+        batch_size: int | None = None,
+        seed: int = 0,
+        log=lambda *args: None,
+    ) -> list[StrategyReport]:
+        """Accuracy against compute of ``strategy`` on the test split and every extra split.
+
+        Args:
+            batch_size: rows per forward pass (default: the run's ``eval.batch_size``).
+
+        Returns:
+            One report per split on rank 0 (an empty list elsewhere).
+        """
+        world = World(device=self.device) if world is None else world
+        config, data_dir = self._prepared(world, max_examples, None, log)
+        splits = {"test": read_split(data_dir / "test", self.task)}
+        splits.update(extra_splits(data_dir, self.task))
+        reports = []
+        for name, split in splits.items():
+            report = evaluate_strategy(
+                self.model, self.task, split, strategy, world,
+                batch_size=batch_size or config.eval.batch_size,
+                max_examples=config.eval.max_examples, seed=seed, name=name,
+            )  # fmt: skip
+            if report is not None:
+                reports.append(report)
+        return reports
 
     def evaluate(
         self,
@@ -120,21 +203,7 @@ class LoadedRun:
             The metrics on rank 0 (``{}`` on the other ranks), with ``seconds``.
         """
         world = World(device=self.device) if world is None else world
-        mapping = unstructure(self.config)
-        mapping["device"] = str(world.device)
-        if max_examples is not None:
-            mapping["eval"]["max_examples"] = max_examples
-        if early_halting is not None:
-            mapping["eval"]["early_halting"] = early_halting
-        config, data_dir = prepare(mapping, self.task, world, log=log)
-        model_config = self.model.config
-        for key in DATA_SIZES:
-            if getattr(config.model, key) != getattr(model_config, key):
-                raise ConfigError(
-                    f"{self.run_dir}: the checkpoint's model has {key} "
-                    f"{getattr(model_config, key)} but the task's data need "
-                    f"{getattr(config.model, key)}"
-                )
+        config, data_dir = self._prepared(world, max_examples, early_halting, log)
         test = read_split(data_dir / "test", self.task)
         extra = extra_splits(data_dir, self.task)
         out = None if out_dir is None else Path(out_dir)

@@ -502,6 +502,69 @@ class Task(ABC):
         return None
 
 
+class Strategy(ABC):
+    """How a trained model turns a batch of puzzles into answers (inference only).
+
+    A strategy decides how many trajectories each puzzle gets, what is perturbed
+    and how one answer is chosen among them. It is chosen by name
+    (``trm-eval --strategy``, ``trm-solve --strategy``, the config's
+    ``strategy.name``) and its ``Options`` are read from the rest of the
+    ``strategy`` section (``--set strategy.k=32``). The engine batches puzzles so
+    that ``rows_per_puzzle() x puzzles`` stays within ``eval.batch_size``, scores
+    every selection at every budget, and prints accuracy against compute.
+    """
+
+    kind: ClassVar[str] = "strategy"
+    #: The strategy's options: an attrs class (``kw_only``, every field with a
+    #: default), read from the ``strategy`` section (all keys but ``name``) with
+    #: the same strict, nearest-key errors as the config. None: no options.
+    Options: ClassVar[type | None] = None
+
+    def __init__(self, options: Any = None) -> None:
+        #: An instance of ``Options`` (its defaults when none is given).
+        self.options = options if options is not None or self.Options is None else self.Options()
+
+    @classmethod
+    def options_from(cls, section: Mapping[str, Any]) -> Any:
+        """``Options`` from a ``strategy`` section without its ``name`` (errors name
+        ``strategy.<key>``)."""
+        if cls.Options is None:
+            if section:
+                raise ConfigError(
+                    f"strategy: this strategy takes no options, got {', '.join(sorted(section))}"
+                )
+            return None
+        return structure(cls.Options, dict(section), where="strategy")
+
+    def problem(self, task: Task, model: nn.Module) -> str | None:
+        """Why this strategy cannot serve ``task`` with ``model`` (None: it can).
+
+        Checked before any data is built; e.g. a strategy that augments puzzles
+        needs ``task.supports("augment")``.
+        """
+        return None
+
+    def rows_per_puzzle(self) -> int:
+        """Model rows one puzzle occupies in a forward pass (1 for one trajectory)."""
+        return 1
+
+    @abstractmethod
+    def answer(self, model: nn.Module, task: Task, batch: Mapping[str, Tensor], seed: int) -> Any:
+        """Answer one batch of puzzles.
+
+        Args:
+            model: a ``TRMModel`` in eval mode, called under ``torch.no_grad``.
+            task: the run's task (for augmentations and answer checks).
+            batch: ``inputs`` [B, S], ``puzzle_identifiers`` [B] (and ``labels``
+                during evaluation, which a strategy must not read), on the model's device.
+            seed: this batch's seed, for whatever the strategy draws.
+
+        Returns:
+            A ``trm_core.Answers``: for each budget (1, 2, 4, ... up to the full one)
+            each selection's predictions [B, S] and the forward passes per puzzle.
+        """
+
+
 #: The plugin kinds, in listing order, with the interface each must subclass.
 KINDS: dict[str, type] = {
     "encoder": Encoder,
@@ -509,4 +572,5 @@ KINDS: dict[str, type] = {
     "core": ThinkActCore,
     "halting_head": HaltingHead,
     "task": Task,
+    "strategy": Strategy,
 }

@@ -82,6 +82,9 @@ class TensorBoard:
             if isinstance(value, int | float) and math.isfinite(value):
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars(tag.rpartition("/")[0] or tag, {tag.rpartition("/")[2]: value}, step)
+
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
         """``image``: [H, W, 3] uint8."""
         if self.writer is not None:

@@ -4,9 +4,9 @@
 
 The run's task reads the puzzles (``Task.read_puzzles``: a Sudoku a line, a
 maze a block of rows, ...), the run's model (EMA weights) answers them with
-every supervision step, each answer is printed with ``Task.render_text`` and
-then judged by the task's own rules (``Task.check_answer``), which never help
-produce it.
+every supervision step (or with an inference strategy, ``--strategy rollouts``),
+each answer is printed with ``Task.render_text`` and then judged by the task's
+own rules (``Task.check_answer``), which never help produce it.
 """
 
 from __future__ import annotations
@@ -43,12 +43,28 @@ def main(argv: list[str] | None = None) -> int:
         help="the puzzle in the task's text format, a file of puzzles, or - for stdin",
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument(
+        "--strategy",
+        metavar="NAME",
+        help="answer with this inference strategy (default: unroll, the plain answer)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a strategy option (strategy.k=32) or eval.batch_size; repeatable",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     import trm_core
+    from trm_core.cli import _strategy_settings
+    from trm_core.strategies import check_strategy, make_strategy
 
     try:
+        section, batch_size = _strategy_settings(args.strategy, args.set)
         run = trm_core.load_run(args.run, device=args.device)
+        strategy = None
+        if section is not None:
+            name, strategy = make_strategy(section)
+            check_strategy(name, strategy, run.task, run.model)
         text, source, literal = read_text(args.puzzle)
         try:
             puzzles = run.task.read_puzzles(text, source)
@@ -58,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.puzzle!r} is neither a puzzle nor a file ({error})"
                 ) from None
             raise
-    except (ValueError, OSError, trm_core.PluginError, trm_core.CheckpointError) as error:
+    except (
+        ValueError, OSError, trm_core.PluginError, trm_core.CheckpointError, trm_core.ConfigError
+    ) as error:  # fmt: skip
         print(f"error: {error}", file=sys.stderr)
         return 2
     if literal and len(puzzles) == 1:
         puzzles = [("the puzzle", puzzles[0][1])]
     inputs = np.stack([tokens for _, tokens in puzzles])
-    predictions, _ = run.predict(inputs)
+    predictions, _ = run.predict(inputs, batch_size=batch_size or 256, strategy=strategy)
     weights = "EMA weights" if run.ema else "weights"
     print(
         f"{run.run_dir} ({run.config.task}, step {run.step}, {weights}), {len(puzzles)} puzzle(s)"

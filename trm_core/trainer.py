@@ -47,6 +47,13 @@ from .model import Carry, TRMModel
 from .monitor import Progress, TensorBoard, flatten
 from .optim import EMA, SignSGDRows, build_optimizers, learning_rate
 from .registry import Registry
+from .strategies import (
+    check_strategy,
+    evaluate_strategy,
+    format_report,
+    make_strategy,
+    report_scalars,
+)
 
 #: The counters act_loss returns, in a fixed order (summed over ranks as one tensor).
 METRICS = (
@@ -174,6 +181,14 @@ class Trainer:
         self.model = TRMModel(config.model, registry, world.device).to(world.device)
         self.model.data_parallel = (world.rank, world.size)  # exploration drawn per global batch
         self.config.model = self.model.config  # "auto" dtype resolved
+        # The final evaluation's inference strategy (config section ``strategy``; off
+        # without a name), checked against the task and model before any training.
+        self.strategy = None
+        self._reports: list = []
+        if config.strategy.get("name"):
+            name, strategy = make_strategy(config.strategy, registry)
+            check_strategy(name, strategy, task, self.model)
+            self.strategy = (name, strategy)
         self.compiled = auto_compile(world.device) if train.compile is None else train.compile
         self.forward_model = torch.compile(self.model) if self.compiled else self.model
 
@@ -296,10 +311,14 @@ class Trainer:
         run folder), an extra split's to its ``<name>/`` subfolder."""
         out_dir = self.run_dir if out_dir is None else out_dir
         extra = self.extra_splits if final else {}
+        reports = []
         with self.ema.swapped(self.model) if self.ema is not None else nullcontext():
             metrics, results = evaluate_splits(
                 self.model, self.task, self.test_split, extra, self.config, self.world, out_dir
             )
+            if final and self.strategy is not None:
+                reports = self._strategy_reports(extra)
+        self._reports = reports
         if not self.world.is_main:
             return {}
         self.board.scalars("eval", metrics, self.step)
@@ -310,6 +329,8 @@ class Trainer:
         record = {"step": self.step, "metrics": metrics}
         if result.by_step:
             record["exact_accuracy_by_steps"] = result.by_step
+        if final and self.strategy is not None:
+            record["strategy"] = self._evaluate_strategy()
         self.history.append(record)
         if self.run_dir is not None:
             text = json.dumps(self.history, indent=2)
@@ -397,6 +418,38 @@ class Trainer:
         set_rng_state(payload["rng"])
 
     # -- the loop ---------------------------------------------------------------------
+
+    def _strategy_reports(self, extra: dict) -> list:
+        """The configured strategy on the test split and every extra split (all ranks)."""
+        _, strategy = self.strategy
+        splits = {"test": self.test_split, **extra}
+        reports = []
+        for split_name, split in splits.items():
+            report = evaluate_strategy(
+                self.model, self.task, split, strategy, self.world,
+                batch_size=self.config.eval.batch_size,
+                max_examples=self.config.eval.max_examples,
+                seed=int(getattr(strategy.options, "seed", 0) or 0), name=split_name,
+            )  # fmt: skip
+            if report is not None:
+                reports.append(report)
+        return reports
+
+    def _evaluate_strategy(self) -> dict:
+        """Rank 0: log, print and return the configured strategy's reports."""
+        name, strategy = self.strategy
+        options = attrs.asdict(strategy.options) if strategy.options is not None else {}
+        for report in self._reports:
+            for tag, value, step in report_scalars(report, f"strategy/{name}"):
+                self.board.scalar(tag, value, step)
+            text = f"strategy {name}:\n" + format_report(report)
+            if self.progress is not None:
+                self.progress.message(text)
+        return {
+            "name": name,
+            "options": options,
+            "reports": [report.as_dict() for report in self._reports],
+        }
 
     def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
         """Train to ``total_steps`` (or ``max_steps``, or the time budget in seconds),
