@@ -227,6 +227,12 @@ def test_trm_eval_prints_accuracy_against_compute(reverse, capsys):
     assert one["token_accuracy"] == plain["token_accuracy"]
     assert more["rows"][0]["selections"]["halt"]["exact_accuracy"] == plain["more/exact_accuracy"]
 
+    assert eval_main([*argv, "--split", "more", "--json"]) == 0
+    [only] = json.loads(capsys.readouterr().out)["reports"]
+    assert only["split"] == "more" and only["puzzles"] == 16
+    assert eval_main([*argv, "--split", "moar"]) == 2
+    assert "no split 'moar'; its splits: test, more" in capsys.readouterr().err
+
     assert eval_main(["--run", str(run), "--device", "cpu", "--strategy", "unroll", "--json"]) == 0
     unrolled = json.loads(capsys.readouterr().out)["reports"][0]["rows"]
     assert unrolled == [{"budget": 3, "passes": 3.0, "selections": {"answer": one}}]
@@ -234,7 +240,7 @@ def test_trm_eval_prints_accuracy_against_compute(reverse, capsys):
     # Recorded beside the training evaluations, and in TensorBoard.
     history = json.loads((run / "metrics.json").read_text())
     assert [record["strategy"]["name"] for record in history if "strategy" in record] == [
-        "rollouts", "rollouts", "unroll",
+        "rollouts", "rollouts", "rollouts", "unroll",
     ]  # fmt: skip
     events = [p for p in run.iterdir() if p.name.startswith("events.out.tfevents")]
     assert len(events) >= 2
@@ -371,3 +377,24 @@ def test_a_strategy_plugin_from_its_own_distribution_is_listed_and_run(reverse, 
     assert row["budget"] == 1 and list(row["selections"]) == ["first"]
     assert 0 <= row["selections"]["first"]["exact_accuracy"] <= 1
     assert np.isfinite(row["selections"]["first"]["token_accuracy"])
+
+
+def test_augmented_copies_are_distinct_where_the_task_allows():
+    """A seed that repeats a copy already made is skipped; with fewer distinct copies
+    than asked for, the puzzle itself fills in (and is not mapped back)."""
+
+    class Mirror(tiny_task.ReverseTask):  # two augmentations: as is, and reversed
+        def augment(self, inputs, labels, seed):
+            return (inputs[::-1], labels[::-1]) if seed % 2 else (inputs, labels)
+
+        def inverse_augment(self, tokens, seed):
+            return tokens[::-1] if seed % 2 else tokens
+
+    _, strategy = make_strategy({"name": "augment-vote", "augmentations": 3})
+    puzzle = np.array([1, 2, 3, 4, 5, 1, 2, 3])
+    copies, seeds = strategy._copies(Mirror(), puzzle)
+    assert copies.tolist() == [puzzle.tolist(), puzzle[::-1].tolist(), puzzle.tolist()]
+    assert seeds[0] is None and seeds[1] % 2 == 1 and seeds[2] is None
+    palindrome = np.array([1, 2, 3, 4, 4, 3, 2, 1])
+    copies, seeds = strategy._copies(Mirror(), palindrome)
+    assert seeds == [None, None, None]  # its reversal is itself: nothing new to make

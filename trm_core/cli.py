@@ -335,6 +335,12 @@ def eval_main(argv: list[str] | None = None) -> int:
         help="a strategy option (strategy.k=32) or eval.batch_size; repeatable",
     )
     parser.add_argument(
+        "--split",
+        action="append",
+        metavar="NAME",
+        help="with --strategy: only this split (test or an extra split's name); repeatable",
+    )
+    parser.add_argument(
         "--metric",
         default="exact_accuracy",
         help="the metric of the strategy table (default exact_accuracy)",
@@ -354,8 +360,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         run = load_run(run_dir, device=world.device)
         if section is not None:
             return _eval_strategy(run, world, section, batch_size, args)
-        if batch_size is not None:
-            raise ConfigError("--set eval.batch_size applies to --strategy evaluations")
+        if batch_size is not None or args.split:
+            raise ConfigError("--set eval.batch_size and --split apply to --strategy evaluations")
         metrics = run.evaluate(
             world, max_examples=args.max_examples, early_halting=args.early_halting or None,
             out_dir=run_dir,
@@ -414,7 +420,7 @@ def _eval_strategy(run, world, section: dict, batch_size: int | None, args) -> i
     say(f"{run.run_dir} at step {run.step}: strategy {name} {_options_text(options)}")
     reports = run.evaluate_strategy(
         strategy, world, max_examples=args.max_examples, batch_size=batch_size,
-        seed=int(options.get("seed", 0)),
+        seed=int(options.get("seed", 0)), splits=args.split,
     )  # fmt: skip
     if not world.is_main:
         return 0

@@ -149,22 +149,31 @@ class LoadedRun:
         max_examples: int | None = None,
         batch_size: int | None = None,
         seed: int = 0,
+        splits: list[str] | None = None,
         log=lambda *args: None,
     ) -> list[StrategyReport]:
         """Accuracy against compute of ``strategy`` on the test split and every extra split.
 
         Args:
             batch_size: rows per forward pass (default: the run's ``eval.batch_size``).
+            splits: only these (``test`` and extra split names); default all.
 
         Returns:
             One report per split on rank 0 (an empty list elsewhere).
         """
         world = World(device=self.device) if world is None else world
         config, data_dir = self._prepared(world, max_examples, None, log)
-        splits = {"test": read_split(data_dir / "test", self.task)}
-        splits.update(extra_splits(data_dir, self.task))
+        available = {"test": read_split(data_dir / "test", self.task)}
+        available.update(extra_splits(data_dir, self.task))
+        unknown = [name for name in splits or [] if name not in available]
+        if unknown:
+            raise ConfigError(
+                f"{self.run_dir}: no split {', '.join(map(repr, unknown))}; its splits: "
+                + ", ".join(available)
+            )
+        chosen = {name: split for name, split in available.items() if name in (splits or available)}
         reports = []
-        for name, split in splits.items():
+        for name, split in chosen.items():
             report = evaluate_strategy(
                 self.model, self.task, split, strategy, world,
                 batch_size=batch_size or config.eval.batch_size,

@@ -150,8 +150,27 @@ class Population(Strategy):
                 )
         return None
 
-    def _seeds(self) -> list[int]:
-        return [mix_seed(self.options.seed, a) for a in range(self.options.augmentations)]
+    def _copies(self, task, puzzle: np.ndarray) -> tuple[np.ndarray, list[int | None]]:
+        """A copies of one puzzle ([A, S]) and the augmentation seed of each (None: the
+        puzzle itself). Seeds come from ``mix_seed(strategy seed, j)``, j = 1, 2, ...;
+        one that gives a copy already made is skipped (a task with few augmentations,
+        such as Maze's 8 dihedral transforms, or a symmetric puzzle), up to 8 A tries."""
+        copies = self.options.augmentations
+        made, seeds, seen = [puzzle], [None], {puzzle.tobytes()}
+        j = 0
+        while len(made) < copies and j < 8 * copies:
+            j += 1
+            seed = mix_seed(self.options.seed, j)
+            copy = task.augment(puzzle, puzzle, seed)[0]
+            if copy.tobytes() in seen:
+                continue
+            made.append(copy)
+            seeds.append(seed)
+            seen.add(copy.tobytes())
+        while len(made) < copies:  # fewer distinct copies exist: repeat the puzzle itself
+            made.append(puzzle)
+            seeds.append(None)
+        return np.stack(made), seeds
 
     def answer(self, model, task, batch, seed):
         o = self.options
@@ -159,14 +178,13 @@ class Population(Strategy):
         puzzles, length = inputs.shape
         copies, k = o.augmentations, o.k
         members = copies * k
-        seeds = self._seeds()
+        seeds: list[list[int | None]] = []
         if copies > 1:
             given = inputs.cpu().numpy()
             made = np.empty((puzzles, copies, length), dtype=given.dtype)
             for b, puzzle in enumerate(given):
-                made[b, 0] = puzzle
-                for a in range(1, copies):
-                    made[b, a] = task.augment(puzzle, puzzle, seeds[a])[0]
+                made[b], puzzle_seeds = self._copies(task, puzzle)
+                seeds.append(puzzle_seeds)
             copied = torch.from_numpy(made).to(inputs.device)
         else:
             copied = inputs[:, None, :]
@@ -181,8 +199,9 @@ class Population(Strategy):
             back = predictions.cpu().numpy().reshape(puzzles, copies, k, length)
             for b in range(puzzles):
                 for a in range(1, copies):
-                    for t in range(k):
-                        back[b, a, t] = task.inverse_augment(back[b, a, t], seeds[a])
+                    if seeds[b][a] is not None:
+                        for t in range(k):
+                            back[b, a, t] = task.inverse_augment(back[b, a, t], seeds[b][a])
             predictions = torch.from_numpy(back).to(inputs.device).view(puzzles, members, length)
         valid = rule_valid(task, inputs, predictions) if o.check and checks_answers(task) else None
 
