@@ -129,27 +129,30 @@ def entry_point_modules(path: Path) -> dict[str, str]:
     return points
 
 
-def declared_contract(source: str) -> int | None:
-    """The ``TRM_PLUGIN_CONTRACT = N`` a module's source assigns at top level."""
+def module_constant(source: str, name: str):
+    """The constant a module's source assigns to ``name`` at top level, or None."""
     for node in ast.parse(source).body:
         if (
             isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "TRM_PLUGIN_CONTRACT" for t in node.targets)
+            and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
             and isinstance(node.value, ast.Constant)
         ):
             return node.value.value
     return None
 
 
+def declared_contract(source: str) -> int | None:
+    """The ``TRM_PLUGIN_CONTRACT = N`` a module's source assigns at top level."""
+    return module_constant(source, "TRM_PLUGIN_CONTRACT")
+
+
 def engine_contract() -> int:
     """The plugin contract of the trm-core in this repository (read, not imported)."""
     source = (ROOT / "trm_core" / "hookspecs.py").read_text(encoding="utf-8")
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "PLUGIN_CONTRACT" for t in node.targets
-        ):
-            return node.value.value
-    raise SystemExit("trm_core/hookspecs.py defines no PLUGIN_CONTRACT")
+    contract = module_constant(source, "PLUGIN_CONTRACT")
+    if contract is None:
+        raise SystemExit("trm_core/hookspecs.py defines no PLUGIN_CONTRACT")
+    return contract
 
 
 # -- checks ---------------------------------------------------------------------------

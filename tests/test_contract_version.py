@@ -17,6 +17,8 @@ import trm_core
 from trm_core import PLUGIN_CONTRACT, PluginError, Registry, UnknownPluginError
 from trm_core.registry import PluginLoadWarning, contract_problem
 
+from .test_registry import _mixer_plugin
+
 ENGINE = trm_core.__version__
 NEXT_MINOR = ".".join([ENGINE.split(".")[0], str(int(ENGINE.split(".")[1]) + 1)])
 
@@ -222,22 +224,8 @@ def test_an_installed_plugin_without_a_declaration_was_written_for_contract_1(
 
 def test_a_plugin_added_by_hand_need_not_declare():
     registry = Registry(select={"trm-core"})
-    registry.add_plugin(_echo_hooks(), name="echo")
+    registry.add_plugin(_mixer_plugin("echo"), name="echo")
     assert "echo" in registry.names("mixer")
-
-
-def _echo_hooks():
-    import types
-
-    class Echo(trm_core.Mixer):
-        def forward(self, hidden, rotary):
-            return hidden
-
-    @trm_core.hookimpl
-    def register_mixers(register):
-        register("echo", Echo)
-
-    return types.SimpleNamespace(register_mixers=register_mixers)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import attrs
 import yaml
 
 from . import __version__
@@ -384,14 +383,13 @@ def _strategy_settings(name: str | None, assignments: list[str]) -> tuple[dict |
     section: dict[str, Any] = {}
     batch_size = None
     for text in assignments:
-        key, sep, value = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
-        parsed = yaml.safe_load(value)
+        try:
+            key, parsed = _parse_option(text)
+        except argparse.ArgumentTypeError as error:
+            raise ConfigError(f"--set {error}") from None
         if key == "eval.batch_size":
             if isinstance(parsed, bool) or not isinstance(parsed, int) or parsed <= 0:
-                raise ConfigError(f"eval.batch_size must be a positive integer, got {value!r}")
+                raise ConfigError(f"eval.batch_size must be a positive integer, got {parsed!r}")
             batch_size = parsed
         elif key.startswith("strategy.") and key.count(".") == 1 and key != "strategy.":
             section[key.removeprefix("strategy.")] = parsed
@@ -411,16 +409,22 @@ def _eval_strategy(run, world, section: dict, batch_size: int | None, args) -> i
     """trm-eval --strategy: accuracy against compute on every split, printed, recorded in
     metrics.json and logged to TensorBoard (``strategy/<name>/...`` against passes)."""
     from .checkpoint import atomic_write_text
-    from .strategies import check_strategy, format_report, make_strategy, report_scalars
+    from .strategies import (
+        check_strategy,
+        format_report,
+        log_reports,
+        make_strategy,
+        options_of,
+    )
 
     name, strategy = make_strategy(section)
     check_strategy(name, strategy, run.task, run.model)
-    options = attrs.asdict(strategy.options) if strategy.options is not None else {}
     say = print if world.is_main and not args.json else (lambda *a, **k: None)
+    options = options_of(strategy)
     say(f"{run.run_dir} at step {run.step}: strategy {name} {_options_text(options)}")
     reports = run.evaluate_strategy(
         strategy, world, max_examples=args.max_examples, batch_size=batch_size,
-        seed=int(options.get("seed", 0)), splits=args.split,
+        splits=args.split,
     )  # fmt: skip
     if not world.is_main:
         return 0
@@ -442,10 +446,7 @@ def _eval_strategy(run, world, section: dict, batch_size: int | None, args) -> i
         from .monitor import TensorBoard
 
         board = TensorBoard(run.run_dir)
-        for tag, value, step in (
-            item for report in reports for item in report_scalars(report, f"strategy/{name}")
-        ):
-            board.scalar(tag, value, step)
+        log_reports(board, name, reports)
         board.close()
     except (OSError, ValueError) as error:
         print(f"warning: the results above were not recorded in {run.run_dir}: {error}",

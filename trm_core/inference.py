@@ -71,8 +71,6 @@ class LoadedRun:
         Returns:
             ``(predictions [N, S] tokens, halt_logits [N])``.
         """
-        if strategy is not None:
-            return self._predict_with(strategy, inputs, puzzle_identifiers, batch_size)
         inputs = np.asarray(inputs, dtype=np.int64)
         if inputs.ndim != 2 or inputs.shape[1] != self.model.config.seq_len:
             raise ValueError(
@@ -80,31 +78,11 @@ class LoadedRun:
             )
         if puzzle_identifiers is None:
             puzzle_identifiers = np.ones(len(inputs), dtype=np.int64)
-        device = self.device
+        per_batch = batch_size
+        if strategy is not None:
+            per_batch = max(1, batch_size // max(1, strategy.rows_per_puzzle()))
         self.model.eval()
         predictions, halts = [], []
-        for start in range(0, len(inputs), batch_size):
-            batch = {
-                "inputs": torch.from_numpy(inputs[start : start + batch_size]).to(device),
-                "puzzle_identifiers": torch.as_tensor(
-                    np.asarray(puzzle_identifiers[start : start + batch_size], dtype=np.int64),
-                    device=device,
-                ),
-            }
-            prediction, halt_logits = unroll(self.model, batch)
-            predictions.append(prediction.cpu().numpy())
-            halts.append(halt_logits.cpu().numpy())
-        if not predictions:
-            return np.zeros((0, inputs.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.float32)
-        return np.concatenate(predictions), np.concatenate(halts)
-
-    def _predict_with(self, strategy, inputs, puzzle_identifiers, batch_size):
-        inputs = np.asarray(inputs, dtype=np.int64)
-        if puzzle_identifiers is None:
-            puzzle_identifiers = np.ones(len(inputs), dtype=np.int64)
-        per_batch = max(1, batch_size // max(1, strategy.rows_per_puzzle()))
-        self.model.eval()
-        answers = []
         for start in range(0, len(inputs), per_batch):
             batch = {
                 "inputs": torch.from_numpy(inputs[start : start + per_batch]).to(self.device),
@@ -113,13 +91,17 @@ class LoadedRun:
                     device=self.device,
                 ),
             }
-            result = strategy.answer(self.model, self.task, batch, start)
-            full = result.by_budget[max(result.by_budget)]
-            answers.append(next(iter(full.values())).cpu().numpy())
-        if not answers:
+            if strategy is None:
+                prediction, halt_logits = unroll(self.model, batch)
+            else:  # the answer selection at the full budget; it may have no halt logit
+                result = strategy.answer(self.model, self.task, batch, start)
+                prediction = next(iter(result.by_budget[max(result.by_budget)].values()))
+                halt_logits = torch.full((len(prediction),), float("nan"))
+            predictions.append(prediction.cpu().numpy())
+            halts.append(halt_logits.float().cpu().numpy())
+        if not predictions:
             return np.zeros((0, inputs.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.float32)
-        predictions = np.concatenate(answers)
-        return predictions, np.full(len(predictions), np.nan, dtype=np.float32)
+        return np.concatenate(predictions), np.concatenate(halts)
 
     def _prepared(self, world, max_examples, early_halting, log):
         """The run's config for ``world`` and its data folder (built or reused), the

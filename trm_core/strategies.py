@@ -203,10 +203,6 @@ def rule_valid(task: Task, inputs: Tensor, predictions: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- choosing one
 
 
-def strategy_names(registry: Registry | None = None) -> list[str]:
-    return (registry or get_registry()).names("strategy")
-
-
 def make_strategy(
     section: Mapping[str, Any] | None,
     registry: Registry | None = None,
@@ -253,9 +249,6 @@ class StrategyReport:
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
-    def best(self, selection: str, metric: str = "exact_accuracy") -> float:
-        return self.rows[-1]["selections"][selection][metric]
-
 
 @torch.no_grad()
 def evaluate_strategy(
@@ -267,15 +260,19 @@ def evaluate_strategy(
     *,
     batch_size: int,
     max_examples: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     name: str = "test",
 ) -> StrategyReport | None:
     """Answer (a prefix of) ``split`` with ``strategy`` and score every budget and selection.
 
     Puzzles go ``batch_size // strategy.rows_per_puzzle()`` at a time (at least one);
-    every rank takes its share. Returns the report on rank 0, None elsewhere.
+    every rank takes its share. ``seed`` defaults to the strategy's own ``seed``
+    option (0 without one). Returns the report on rank 0, None elsewhere.
     """
     from .evaluate import score
+
+    if seed is None:
+        seed = int(getattr(strategy.options, "seed", 0) or 0)
 
     model.eval()
     per_batch = max(1, batch_size // max(1, strategy.rows_per_puzzle()))
@@ -362,6 +359,19 @@ def format_report(report: StrategyReport, metric: str = "exact_accuracy") -> str
     ]
     text += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
     return "\n".join(text)
+
+
+def options_of(strategy: Strategy) -> dict[str, Any]:
+    """A strategy's options as a plain dict (for printing and ``metrics.json``)."""
+    return attrs.asdict(strategy.options) if strategy.options is not None else {}
+
+
+def log_reports(board: Any, name: str, reports: list[StrategyReport]) -> None:
+    """Every report's curves to TensorBoard (a ``monitor.TensorBoard``), under
+    ``strategy/<name>``, with the forward passes per puzzle on the step axis."""
+    for report in reports:
+        for tag, value, step in report_scalars(report, f"strategy/{name}"):
+            board.scalar(tag, value, step)
 
 
 def report_scalars(report: StrategyReport, prefix: str) -> list[tuple[str, float, int]]:

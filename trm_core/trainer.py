@@ -51,8 +51,9 @@ from .strategies import (
     check_strategy,
     evaluate_strategy,
     format_report,
+    log_reports,
     make_strategy,
-    report_scalars,
+    options_of,
 )
 
 #: The counters act_loss returns, in a fixed order (summed over ranks as one tensor).
@@ -184,7 +185,6 @@ class Trainer:
         # The final evaluation's inference strategy (config section ``strategy``; off
         # without a name), checked against the task and model before any training.
         self.strategy = None
-        self._reports: list = []
         if config.strategy.get("name"):
             name, strategy = make_strategy(config.strategy, registry)
             check_strategy(name, strategy, task, self.model)
@@ -318,7 +318,6 @@ class Trainer:
             )
             if final and self.strategy is not None:
                 reports = self._strategy_reports(extra)
-        self._reports = reports
         if not self.world.is_main:
             return {}
         self.board.scalars("eval", metrics, self.step)
@@ -330,7 +329,7 @@ class Trainer:
         if result.by_step:
             record["exact_accuracy_by_steps"] = result.by_step
         if final and self.strategy is not None:
-            record["strategy"] = self._evaluate_strategy()
+            record["strategy"] = self._evaluate_strategy(reports)
         self.history.append(record)
         if self.run_dir is not None:
             text = json.dumps(self.history, indent=2)
@@ -428,27 +427,23 @@ class Trainer:
             report = evaluate_strategy(
                 self.model, self.task, split, strategy, self.world,
                 batch_size=self.config.eval.batch_size,
-                max_examples=self.config.eval.max_examples,
-                seed=int(getattr(strategy.options, "seed", 0) or 0), name=split_name,
+                max_examples=self.config.eval.max_examples, name=split_name,
             )  # fmt: skip
             if report is not None:
                 reports.append(report)
         return reports
 
-    def _evaluate_strategy(self) -> dict:
-        """Rank 0: log, print and return the configured strategy's reports."""
+    def _evaluate_strategy(self, reports: list) -> dict:
+        """Rank 0: log, print and return the configured strategy's ``reports``."""
         name, strategy = self.strategy
-        options = attrs.asdict(strategy.options) if strategy.options is not None else {}
-        for report in self._reports:
-            for tag, value, step in report_scalars(report, f"strategy/{name}"):
-                self.board.scalar(tag, value, step)
-            text = f"strategy {name}:\n" + format_report(report)
+        log_reports(self.board, name, reports)
+        for report in reports:
             if self.progress is not None:
-                self.progress.message(text)
+                self.progress.message(f"strategy {name}:\n" + format_report(report))
         return {
             "name": name,
-            "options": options,
-            "reports": [report.as_dict() for report in self._reports],
+            "options": options_of(strategy),
+            "reports": [report.as_dict() for report in reports],
         }
 
     def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:

@@ -48,11 +48,6 @@ from trm_core import (
 TRM_PLUGIN_CONTRACT = 2
 
 
-def _optional_positive(instance, attribute, value) -> None:
-    if value is not None:
-        positive(instance, attribute, value)
-
-
 class Unroll(Strategy):
     """Every puzzle once, through all ``halt_max_steps`` supervision steps."""
 
@@ -67,7 +62,7 @@ class StepsOptions:
     n: int | None = doc(
         "supervision steps (default: the model's halt_max_steps); more keep refining the answer",
         default=None,
-        validator=_optional_positive,
+        validator=attrs.validators.optional(positive),
     )
 
 
@@ -111,7 +106,7 @@ class PopulationOptions:
     steps: int | None = doc(
         "supervision steps per trajectory (default: the model's halt_max_steps)",
         default=None,
-        validator=_optional_positive,
+        validator=attrs.validators.optional(positive),
     )
     check: bool = doc(
         "also report the checked selection (the task's rule check; never model-only)",
