@@ -317,7 +317,9 @@ def _preset_list() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .cli import Parser
+
+    parser = Parser(
         prog="trm-bench",
         description=(
             "Time full TRM training steps (forward of one supervision step, ACT loss, "

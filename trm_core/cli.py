@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -26,9 +27,52 @@ def _fail(message: str) -> int:
     return 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one line (``error: argument
+    --max-steps: invalid int value: 'abc' (trm-run --help lists the options)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
+
+
+def count(text: str) -> int:
+    """An argparse type: a positive integer (``--max-steps 0`` would train nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def amount(text: str) -> float:
+    """An argparse type: a positive, finite number (``--time-budget nan`` is refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _environment_failure(error: BaseException, kept: str = "") -> int:
+    """A full disk, a folder that cannot be written, or memory run out: one line saying
+    what ran out and (``kept``) what is safe."""
+    from .run import describe_os_error
+
+    if isinstance(error, OSError):
+        what = describe_os_error(error)
+    else:
+        what = "out of memory (" + (str(error).splitlines()[0][-160:] or type(error).__name__)
+        what += "); try a smaller train.global_batch_size or eval.batch_size"
+    return _fail(what + (f"; {kept}" if kept else ""))
+
+
 def plugins_main(argv: list[str] | None = None) -> int:
     """``trm-plugins``: what is installed, as kind, name, distribution, version."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trm-plugins",
         description="List the trm plugins installed (honours TRM_LOAD_PLUGINS).",
     )
@@ -94,7 +138,7 @@ def _parse_option(text: str) -> tuple[str, Any]:
 
 def convert_main(argv: list[str] | None = None) -> int:
     """``trm-convert``: a reference TRM checkpoint -> a trm checkpoint."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trm-convert",
         description=(
             "Convert a checkpoint of the reference TRM code into a trm checkpoint. "
@@ -149,7 +193,7 @@ def _print_metrics(metrics: dict[str, float], indent: str = "  ") -> None:
 
 def run_main(argv: list[str] | None = None) -> int:
     """``trm-run``: train a task's model, evaluate it, log to TensorBoard."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trm-run",
         description="Train and evaluate a Tiny Recursive Model on a task.",
     )
@@ -165,15 +209,30 @@ def run_main(argv: list[str] | None = None) -> int:
         "--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available, else cpu)"
     )
     parser.add_argument("--out", default="runs", help="parent folder of run folders (runs/)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps in all")
-    parser.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop training after")
+    parser.add_argument("--max-steps", type=count, help="stop after this many steps in all")
+    parser.add_argument("--time-budget", type=amount, metavar="MINUTES", help="stop training after")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
     args = parser.parse_args(argv)
 
+    return guarded(lambda: _run(args))
+
+
+def guarded(call) -> int:
+    """``call()``'s exit code; the user's mistakes (bad config, data, checkpoint) and the
+    machine's limits (a full disk, an unwritable folder, memory run out) are one line
+    and exit code 2 instead of a traceback."""
+    from .devices import out_of_memory
+
     try:
-        return _run(args)
+        return call()
     except _user_errors() as error:
         return _fail(str(error))
+    except (OSError, MemoryError) as error:
+        return _environment_failure(error)
+    except RuntimeError as error:
+        if not out_of_memory(error):
+            raise
+        return _environment_failure(error)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -249,9 +308,11 @@ def _run(args: argparse.Namespace) -> int:
         run_dir = new_run_dir(args.out, config) if world.is_main else None
     progress = Progress(total=0) if world.is_main else None
     trainer = Trainer(config, task, data_dir, world, run_dir, registry, progress)
-    if args.resume:
-        trainer.load(run_dir / "checkpoints" / "last.pt")
+    if args.resume and trainer.checkpoint_path.is_file():
+        trainer.load(trainer.checkpoint_path)
         say(f"resumed at step {trainer.step} of {trainer.total_steps}")
+    elif args.resume:  # stopped before its first checkpoint: nothing to lose by starting over
+        say(f"note: {run_dir} has no checkpoint yet (stopped before its first); starting at step 0")
     elif world.is_main:
         write_config(run_dir, trainer.config, trainer.model.plugin_table)
     if progress is not None:
@@ -278,6 +339,10 @@ def _run(args: argparse.Namespace) -> int:
                 f"{table.numel() * table.element_size() / 2**20:,.1f} MiB ({name}: a buffer "
                 "trained by sign-SGD, saved once per checkpoint, no EMA copy or optimiser state)"
             )
+    if args.max_steps is not None and trainer.step >= args.max_steps:
+        say(f"note: the run is at step {trainer.step} already; --max-steps {args.max_steps} "
+            "leaves nothing to train")  # fmt: skip
+        return 0
     started = time.monotonic()
     budget = None if args.time_budget is None else args.time_budget * 60
     final = trainer.fit(max_steps=args.max_steps, time_budget=budget)
@@ -314,9 +379,9 @@ def schedule_notes(config, total_steps: int) -> list[str]:
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``trm-eval``: evaluate a run's checkpoint (EMA weights) on its test split."""
-    parser = argparse.ArgumentParser(prog="trm-eval", description="Evaluate a saved run.")
+    parser = Parser(prog="trm-eval", description="Evaluate a saved run.")
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="the run folder")
-    parser.add_argument("--max-examples", type=int, help="evaluate only this many test examples")
+    parser.add_argument("--max-examples", type=count, help="evaluate only this many test examples")
     parser.add_argument("--early-halting", action="store_true", help="halt on the halt logit")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the run's)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -345,28 +410,28 @@ def eval_main(argv: list[str] | None = None) -> int:
         help="the metric of the strategy table (default exact_accuracy)",
     )
     args = parser.parse_args(argv)
+    return guarded(lambda: _eval(args))
 
+
+def _eval(args: argparse.Namespace) -> int:
     from .distributed import init_world
     from .inference import load_run
     from .run import read_config
 
     # The run is loaded as trm-solve loads it (no optimiser, no training sampler), then
     # evaluated as a run's final evaluation: the test split and every extra split.
-    try:
-        run_dir = Path(args.run)
-        section, batch_size = _strategy_settings(args.strategy, args.set)
-        world = init_world(args.device or read_config(run_dir).device)
-        run = load_run(run_dir, device=world.device)
-        if section is not None:
-            return _eval_strategy(run, world, section, batch_size, args)
-        if batch_size is not None or args.split:
-            raise ConfigError("--set eval.batch_size and --split apply to --strategy evaluations")
-        metrics = run.evaluate(
-            world, max_examples=args.max_examples, early_halting=args.early_halting or None,
-            out_dir=run_dir,
-        )  # fmt: skip
-    except _user_errors() as error:
-        return _fail(str(error))
+    run_dir = Path(args.run)
+    section, batch_size = _strategy_settings(args.strategy, args.set)
+    world = init_world(args.device or read_config(run_dir).device)
+    run = load_run(run_dir, device=world.device)
+    if section is not None:
+        return _eval_strategy(run, world, section, batch_size, args)
+    if batch_size is not None or args.split:
+        raise ConfigError("--set eval.batch_size and --split apply to --strategy evaluations")
+    metrics = run.evaluate(
+        world, max_examples=args.max_examples, early_halting=args.early_halting or None,
+        out_dir=run_dir,
+    )  # fmt: skip
     if not world.is_main:  # under torchrun rank 0 reports
         return 0
     if args.json:

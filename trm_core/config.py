@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
+import numbers
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -44,16 +47,21 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     ``where`` names the place the mapping came from (a file, a section) and is
     used in error messages, e.g. ``model.hiden_size``.
     """
+    fields = {f.name: f for f in attrs.fields(cls)}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{where} must be a mapping of keys ({', '.join(sorted(fields))}), got {data!r}"
+        )
     if cls is ModelConfig:
         data = migrate_model_keys(data, where)
-    fields = {f.name: f for f in attrs.fields(cls)}
     unknown = [key for key in data if key not in fields]
     if unknown:
-        lines = [f"unknown key {where}.{key}{suggest(key, fields)}" for key in unknown]
+        lines = [f"unknown key {where}.{key}{suggest(str(key), fields)}" for key in unknown]
         valid = ", ".join(sorted(fields))
         raise ConfigError("; ".join(lines) + f". Valid keys of {where}: {valid}")
+    data = {key: checked_value(fields[key], value, where) for key, value in data.items()}
     try:
-        return cls(**dict(data))
+        return cls(**data)
     except FieldError as error:
         raise ConfigError(f"{where}.{error.key} {error.problem}") from None
     except (TypeError, ValueError) as error:
@@ -63,6 +71,75 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
         if key is not None:  # a plain ValueError of a plugin's validator: name the key
             raise ConfigError(f"{where}.{key} {error}") from None
         raise ConfigError(f"{where}: {error}") from error
+
+
+#: What each annotation a config field may carry accepts, and how the refusal reads.
+_KINDS = {
+    "None": ("null", lambda value: value is None),
+    "bool": ("a boolean (true or false)", lambda value: isinstance(value, bool)),
+    "int": ("an integer", lambda value: isinstance(value, numbers.Integral | float)),
+    "float": ("a number", lambda value: isinstance(value, numbers.Real | str)),
+    "str": ("a string", lambda value: isinstance(value, str)),
+    "dict": ("a mapping", lambda value: isinstance(value, Mapping)),
+    "Mapping": ("a mapping", lambda value: isinstance(value, Mapping)),
+    "list": ("a list", lambda value: isinstance(value, list | tuple)),
+    "tuple": ("a list", lambda value: isinstance(value, list | tuple)),
+}
+
+
+def _annotation_kinds(annotation: Any) -> list[str] | None:
+    """The kinds of ``_KINDS`` an annotation (``int | None``, ``dict[str, Any]``, or the
+    type itself) allows; None when any part is something else (left to the class)."""
+    if annotation is None:
+        return None
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if not isinstance(annotation, str) and not isinstance(annotation, type):
+        text = str(annotation).replace("typing.", "")
+    while "[" in text:  # dict[str, int | None] -> dict
+        text, count = re.subn(r"\[[^\[\]]*\]", "", text)
+        if not count:
+            return None
+    kinds = []
+    for part in text.split("|"):
+        name = part.strip().split("[")[0].removeprefix("collections.abc.")
+        name = "None" if name == "NoneType" else name
+        if name not in _KINDS:
+            return None
+        kinds.append(name)
+    return kinds
+
+
+def checked_value(field: attrs.Attribute, value: Any, where: str) -> Any:
+    """``value`` for the config field ``field`` if its annotation allows it, else a
+    ConfigError naming ``where.field``: booleans are booleans, integers integers (an
+    integral float such as 1e3 becomes one; 2.5 is refused, never truncated), numbers
+    finite, strings strings. Fields annotated otherwise are left to their class."""
+    kinds = _annotation_kinds(field.type)
+    if kinds is None:
+        return value
+    key = f"{where}.{field.name}"
+    for kind in kinds:
+        if kind != "bool" and isinstance(value, bool):
+            continue  # True is an int to Python, never to a config
+        if not _KINDS[kind][1](value):
+            continue
+        if kind == "int" and not isinstance(value, numbers.Integral):
+            if not (math.isfinite(value) and float(value).is_integer()):
+                continue
+            return int(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            try:
+                number = float(value)  # YAML reads 1e-4 as a string
+            except ValueError:
+                continue
+            if not math.isfinite(number):
+                raise ConfigError(f"{key} must be a finite number, got {value!r}")
+            return number if isinstance(value, str) else value
+        return value
+    wanted = " or ".join(dict.fromkeys(_KINDS[kind][0] for kind in kinds))
+    raise ConfigError(f"{key} must be {wanted}, got {value!r}")
 
 
 def _failing_field(cls: type, data: Mapping[str, Any]) -> str | None:
@@ -221,6 +298,12 @@ class ModelConfig:
                 f"model.puzzle_emb_dim ({self.puzzle_emb_dim}) does not fit in "
                 f"puzzle_emb_len x hidden_size = {self.puzzle_emb_len} x {self.hidden_size}"
             )
+        if round(self.expansion * self.hidden_size * 2 / 3) < 1:
+            raise ConfigError(
+                f"model.expansion {self.expansion:g} leaves the SwiGLU of hidden_size "
+                f"{self.hidden_size} no hidden units; use at least "
+                f"{1.5 / self.hidden_size:.3g}"
+            )
         self.options = {name: dict(section or {}) for name, section in self.options.items()}
 
     @property
@@ -293,11 +376,13 @@ class TrainConfig:
         "examples per step, over all processes", default=768, validator=positive
     )
     steps: int | None = doc(
-        "length of training in steps (or set epochs; one of them)", default=None
-    )
+        "length of training in steps (or set epochs; one of them)", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
     epochs: float | None = doc(
-        "length of training in epochs of the augmented training set", default=None
-    )
+        "length of training in epochs of the augmented training set", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
     lr: float = doc(
         "peak learning rate of AdamATan2", default=1e-4, converter=float, validator=non_negative
     )
@@ -358,14 +443,17 @@ class EvalConfig:
     interval_steps: int | None = doc(
         "evaluate every this many steps (or interval_epochs; null and null: at the end)",
         default=None,
+        validator=attrs.validators.optional(positive),
     )
     interval_epochs: float | None = doc(
-        "evaluate every this many epochs of the training set", default=None
-    )
+        "evaluate every this many epochs of the training set", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
     batch_size: int = doc("examples per evaluation batch", default=256, validator=positive)
     max_examples: int | None = doc(
-        "evaluate a prefix of the test split (null: all of it)", default=None
-    )
+        "evaluate a prefix of the test split (null: all of it)", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
     early_halting: bool = doc(
         "also report answers at the first positive halt logit, and accuracy after each "
         "supervision step (not the paper's evaluation)",
@@ -403,16 +491,49 @@ _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "ev
 
 def build_run_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
     """A RunConfig from a nested mapping; unknown keys fail with the nearest names."""
+    check_sections(data, where)
     data = dict(data)
     data.pop("plugins", None)  # recorded in run folders for people; not configuration
     sections = {
-        name: structure(cls, data.pop(name) or {}, where=f"{where}: {name}")
+        name: structure(cls, data.pop(name), where=f"{where}: {name}")
         for name, cls in _SECTIONS.items()
         if name in data
     }
     if "model" not in sections:
         raise ConfigError(f"{where}: the model section is missing")
     return structure(RunConfig, {**data, **sections}, where=where)
+
+
+#: The run config's keys that hold mappings, and an example of each for messages.
+MAPPINGS = {
+    "model": "model: {hidden_size: 64}",
+    "data": "data: {augmentations: 0}",
+    "train": "train: {steps: 100}",
+    "eval": "eval: {batch_size: 64}",
+    "strategy": "strategy: {name: rollouts}",
+    "model.options": "model.options: {attention: {num_heads: 4}}",
+    "data.options": "data.options: {seed: 0}",
+}
+
+
+def check_sections(data: Any, where: str = "config") -> None:
+    """Refuse a run config whose top level, sections or option mappings are not
+    mappings (``model: 5``, ``train: [1, 2]``, ``data: null``), naming the key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{where} must be a mapping of sections (model, data, train, eval, ...), got {data!r}"
+        )
+    for key, example in MAPPINGS.items():
+        section, _, inner = key.partition(".")
+        holder = data.get(section) if inner else data
+        if not isinstance(holder, Mapping) or (inner or section) not in holder:
+            continue
+        value = holder[inner or section]
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{where}: {key} must be a mapping (e.g. {example}), got {value!r}"
+                + ("; leave it out for the defaults" if value is None else "")
+            )
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -462,9 +583,25 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         mapping = str(fields[part].type).startswith("dict") or fields[part].type is dict
         if depth < len(parts) - 1 and nested is None and not mapping:
             raise ConfigError(f"--set {key}: {part!r} has no sub-keys")
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = str(error).replace("\n", " ")
+        raise ConfigError(f"--set {key}: the value is not YAML ({problem})") from None
+    dotted = ".".join(parts)
+    if dotted in MAPPINGS and not isinstance(value, Mapping):
+        raise ConfigError(
+            f"--set {dotted}={text}: {dotted} is a mapping, not a value; set one of its "
+            f"keys (--set {dotted}.KEY=VALUE) or give a mapping (e.g. {MAPPINGS[dotted]})"
+        )
     target = data
-    for part in parts[:-1]:
-        target = target.setdefault(part, {})
+    for depth, part in enumerate(parts[:-1]):
+        inner = target.get(part)
+        if inner is None:
+            inner = target[part] = {}
+        if not isinstance(inner, Mapping):
+            place = ".".join(parts[: depth + 1])
+            raise ConfigError(f"--set {dotted}: {place} is {inner!r}, not a mapping of keys")
+        target = inner
     target[parts[-1]] = value
     return data

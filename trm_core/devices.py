@@ -143,3 +143,14 @@ def auto_prefetch(device: torch.device) -> bool:
     GPU idles. On a CPU the thread would compete with the step for the same cores
     (measured on 2 AVX2 cores, ARC's cpu preset: 63.7 examples/s without, 62.1 with)."""
     return device.type == "cuda"
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is memory running out: Python's MemoryError, CUDA's
+    OutOfMemoryError, or the CPU allocator's RuntimeError ("can't allocate memory")."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )

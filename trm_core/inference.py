@@ -202,6 +202,26 @@ class LoadedRun:
         return metrics
 
 
+def check_run_model(model: TRMModel, config: RunConfig, task: Task, path: Path) -> None:
+    """Refuse a checkpoint whose model is not the one its run folder's config.yaml
+    describes, or does not fit the task's puzzles (a file copied in from another run)."""
+    ours, theirs = unstructure(config.model), unstructure(model.config)
+    differ = [
+        f"model.{key} {theirs.get(key)!r} in the checkpoint, {value!r} in config.yaml"
+        for key, value in ours.items()
+        if key != "dtype" and theirs.get(key) != value
+    ]
+    for key, value in (("vocab_size", task.vocab_size), ("seq_len", task.seq_len)):
+        if getattr(model.config, key) != value:
+            differ.append(f"model.{key} {getattr(model.config, key)}, the task's {value}")
+    if differ:
+        raise CheckpointError(
+            f"{path} is not the model of its run's config.yaml ({'; '.join(differ[:3])}"
+            + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
+            + "); was it copied from another run?"
+        )
+
+
 def load_run(
     run_dir: str | os.PathLike,
     device: str | torch.device | None = "cpu",
@@ -223,6 +243,7 @@ def load_run(
         raise CheckpointError(f"{run_dir}: no checkpoint yet ({path} is missing)")
     payload = read_checkpoint(path)
     model = model_from_payload(payload, path, device, registry)  # checked key by key
+    check_run_model(model, config, task, path)
     shadows = payload.get("ema")
     if shadows:
         parameters = dict(model.named_parameters())

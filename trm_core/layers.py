@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig
 
 
 def trunc_normal_(tensor: Tensor, std: float, bound: float = 2.0) -> Tensor:
@@ -123,6 +123,11 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 def swiglu_width(width: int, expansion: float) -> int:
     """Hidden width of a SwiGLU over ``width`` features: round(e*w*2/3) up to a multiple of 256."""
     inter = round(expansion * width * 2 / 3)
+    if inter < 1:
+        raise ConfigError(
+            f"model.expansion {expansion:g} leaves a SwiGLU over {width} features no hidden "
+            f"units; use at least {1.5 / width:.3g}"
+        )
     return -(-inter // 256) * 256
 
 

@@ -24,11 +24,12 @@ from .config import (
     RunConfig,
     apply_override,
     build_run_config,
+    check_sections,
     merge,
     suggest,
     unstructure,
 )
-from .data import read_split
+from .data import DataError, read_split
 from .devices import auto_device
 from .distributed import World
 from .interfaces import Task
@@ -77,12 +78,8 @@ def resolve(
     mapping = merge({}, presets[preset])
     if config_file is not None:
         path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"{path}: cannot read the config file ({error})") from error
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"{path}: a config file must be a mapping of sections")
+        loaded = read_yaml(path, "config file")
+        check_sections(loaded, str(path))
         mapping = merge(mapping, loaded)
     by_mixer = mapping.pop("by_mixer", {}) or {}
     if mixer is not None:
@@ -92,8 +89,31 @@ def resolve(
         mapping = merge(mapping, by_mixer[chosen_mixer])
     for assignment in overrides:
         mapping = apply_override(mapping, assignment)
+    check_sections(mapping, "the merged config")
     mapping["task"], mapping["preset"] = task_name, preset
     return mapping, task, f"preset {preset} ({why})"
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document of ``path``; a missing, unreadable, non-UTF-8 or malformed file
+    is a ConfigError naming the file (and the line, for YAML's own errors)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: the {what} is not UTF-8 text (byte {error.start}: {error.reason})"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{line}: the {what} is not valid YAML ({problem})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the {what} is nested too deeply to read") from None
 
 
 def device_setting(device: str | None, overrides: Sequence[str]) -> str | None:
@@ -104,8 +124,11 @@ def device_setting(device: str | None, overrides: Sequence[str]) -> str | None:
     for assignment in overrides:
         key, sep, value = assignment.partition("=")
         if sep and key.strip() == "device":
-            device = yaml.safe_load(value)
-    return device
+            try:
+                device = yaml.safe_load(value)
+            except yaml.YAMLError:
+                device = value  # apply_override reports it
+    return None if device is None else str(device)
 
 
 def data_dir_for(
@@ -129,6 +152,9 @@ def data_dir_for(
 
 def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tuple[RunConfig, Path]:
     """Build (or reuse) the task's data and complete the model's sizes from it."""
+    where = f"task {mapping['task']} preset {mapping['preset']}"
+    sizes = {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
+    build_run_config(merge(mapping, {"model": sizes}), where=where)  # all checked before data
     data = mapping.get("data", {}) or {}
     task.configure(dict(data.get("options", {}) or {}))
     check_task_capabilities(task, mapping["task"], data)
@@ -140,7 +166,14 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
     )
     if world.is_main:
         started = time.monotonic()
-        built = Path(task.build_dataset(dict(data.get("options", {})), target))
+        try:
+            built = Path(task.build_dataset(dict(data.get("options", {})), target))
+        except OSError as error:  # the cache folder: not writable, a full disk, ...
+            raise DataError(
+                f"cannot build the {mapping['task']} data in {target}: "
+                f"{describe_os_error(error)}; nothing half-built was kept "
+                "(set data.cache_dir or $TRM_DATA_DIR to a writable folder)"
+            ) from None
         if built != target:
             raise ConfigError(f"task {mapping['task']!r} built its data in {built}, not {target}")
         log(f"data: {target} ({time.monotonic() - started:.1f}s)")
@@ -157,9 +190,7 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
         if key in model and model[key] != value:
             raise ConfigError(f"model.{key} is {model[key]} but the task's data needs {value}")
         model[key] = value
-    return build_run_config(
-        mapping, where=f"task {mapping['task']} preset {mapping['preset']}"
-    ), target
+    return build_run_config(mapping, where=where), target
 
 
 def check_task_capabilities(task: Task, task_name: str, data: Mapping[str, Any]) -> None:
@@ -179,12 +210,20 @@ def new_run_dir(out: str | os.PathLike, config: RunConfig) -> Path:
     """``out/<task>-<mixer>-<time>``, never an existing folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(out) / f"{config.task}-{config.model.mixer}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        path, n = base, 1
+        while True:  # mkdir claims the name, so two runs started together never share one
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                n += 1
+                path = base.with_name(f"{base.name}-{n}")
+    except OSError as error:
+        raise ConfigError(
+            f"--out {out}: cannot make the run folder ({describe_os_error(error)})"
+        ) from None
 
 
 def write_config(run_dir: Path, config: RunConfig, plugins: list[dict[str, str]]) -> Path:
@@ -204,4 +243,13 @@ def read_config(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
-    return build_run_config(yaml.safe_load(path.read_text()), where=str(path))
+    return build_run_config(read_yaml(path, "run's config"), where=str(path))
+
+
+def describe_os_error(error: OSError) -> str:
+    """``No space left on device: 'runs/x/metrics.json'``: what the system said, and
+    the file it said it of."""
+    text = error.strerror or str(error) or type(error).__name__
+    if error.filename is not None:
+        text += f": {os.fsdecode(error.filename)!r}"
+    return text

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trm_core.cli import Parser, guarded
+
 SHOWN = 12  # problems listed per answer
 
 
@@ -26,13 +28,20 @@ def read_text(argument: str) -> tuple[str, str, bool]:
     if argument == "-":
         return sys.stdin.read(), "<stdin>", False
     path = Path(argument)
-    if "\n" not in argument and path.is_file():
-        return path.read_text(), str(path), False
-    return argument, "the puzzle", True
+    if "\n" in argument or not path.exists():
+        return argument, "the puzzle", True
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file of puzzles")
+    try:
+        return path.read_text(encoding="utf-8"), str(path), False
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); puzzles are text"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trm-solve",
         description="Answer puzzles with a trained trm run; each answer is checked, never "
         "helped, by the task's own rules.",
@@ -53,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a strategy option (strategy.k=32) or eval.batch_size; repeatable",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    return guarded(lambda: _solve(args))
 
+
+def _solve(args: argparse.Namespace) -> int:
     import trm_core
     from trm_core.cli import _strategy_settings
     from trm_core.strategies import check_strategy, make_strategy
@@ -112,4 +124,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def solve_command() -> None:
-    raise SystemExit(main())
+    from trm_core.cli import run
+
+    run(main)
