@@ -2,14 +2,22 @@
 
 Our checkpoint is one ``torch.save``d dict holding the resolved model config,
 the state dict, the components used and the plugin table, so a model can be
-rebuilt from the file alone. Files are written atomically: a temporary file in
-the same folder, flushed and fsynced, then renamed over the target.
+rebuilt from the file alone, and a SHA-256 of all of it, checked on reading:
+``torch.load`` checks no CRC, so without it a flipped bit in the weights would
+load silently. Files are written atomically: a temporary file in the same
+folder (``.NAME.XXXXXXXX.tmp``, locked while open so that a cleaner can tell
+one still being written from one an interrupted write left), flushed and
+fsynced, given the mode a plain ``open`` would, then renamed over the target.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,8 +32,14 @@ from .layers import swiglu_width
 from .model import TRMModel
 from .registry import Registry, get_registry
 
+try:
+    import fcntl
+except ImportError:  # Windows, where a file open for writing cannot be removed anyway
+    fcntl = None
+
 FORMAT = "trm-checkpoint"
-FORMAT_VERSION = 1
+#: 2: the payload's SHA-256 under ``checksum`` (version 1 files, without one, still load).
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -34,22 +48,106 @@ class CheckpointError(ValueError):
 
 # -- files ---------------------------------------------------------------------
 
+#: What _atomic_write's temporaries are called (mkstemp's 8 random characters).
+TEMPORARY = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+#: A temporary whose lock cannot be tested (a file system without locks) is left this long.
+_UNLOCKED_AGE = 3600.0
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _read_umask()
+_STATUS = "/proc/self/status"
+
+
+def current_umask() -> int:
+    """The process's umask, read without setting it (os.umask is process-wide): Linux's
+    ``/proc/self/status``, elsewhere the umask at import."""
+    try:
+        with open(_STATUS) as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _open_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary beside ``path``, flock-ed while open (remove_stale_temporaries skips
+    it); made again if a cleaner removed it between its creation and the lock."""
+    while True:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if fcntl is None:
+            return handle, name
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            return handle, name
+        if os.fstat(handle).st_nlink:
+            return handle, name
+        os.close(handle)
+
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """Write through ``write(file)`` into a temporary beside ``path``, flush, fsync, rename."""
+    """Write through ``write(file)`` into a temporary beside ``path``, flush, fsync, rename.
+
+    The file gets the mode a plain ``open`` would give it (an existing file's, else 0o666
+    less the umask); an OSError names ``path``, not the temporary.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~current_umask()
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = _open_temporary(path)
         with os.fdopen(handle, "wb") as file:
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle, mode)
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            if fcntl is not None:  # renamed while locked: no cleaner takes a finished file
+                os.replace(temporary, path)
+        if fcntl is None:  # Windows renames no open file
+            os.replace(temporary, path)
+    except BaseException as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        named = cause.filename
+        if named is None or _temporary_of(named) == path.name:
+            named = str(path)
+        raise OSError(cause.errno, cause.strerror, named) from error
     return path
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError with an errno behind ``error`` (torch.save turns a full disk into a
+    RuntimeError whose context is the OSError), or None."""
+    seen = error
+    while isinstance(seen, Exception):
+        if isinstance(seen, OSError) and seen.errno:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _temporary_of(filename: Any) -> str | None:
+    """The target's name when ``filename`` is an _atomic_write temporary, else None."""
+    if not isinstance(filename, str | bytes):
+        return None
+    match = TEMPORARY.fullmatch(Path(os.fsdecode(filename)).name)
+    return None if match is None else match["target"]
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -62,6 +160,51 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return _atomic_write(path, lambda file: file.write(text.encode()))
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries interrupted atomic writes left in ``folder`` and its
+    subfolders (``checkpoints/``, an extra split's outputs); returns the paths removed.
+
+    A killed save leaves its ``.NAME.XXXXXXXX.tmp`` for good, as large as the checkpoint.
+    One still being written, by this or another process (``trm-eval`` beside a training
+    run), holds its lock and is left alone; where locks cannot be tested, one less than an
+    hour old is left too.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for where in [folder, *(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())]:
+        for entry in os.scandir(where):
+            stale = TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+            if stale and _remove_if_abandoned(Path(entry.path)):
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _remove_if_abandoned(path: Path) -> bool:
+    try:
+        if fcntl is None:  # an open file cannot be removed there: an unlink in use fails
+            path.unlink()
+            return True
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a write in progress
+        except OSError:  # no locks on this file system: go by age
+            if time.time() - os.fstat(handle).st_mtime < _UNLOCKED_AGE:
+                return False
+        path.unlink()
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(handle)
+
+
 def _torch_load(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
@@ -69,7 +212,55 @@ def _torch_load(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint, or a damaged one ({_gist(error)})"
+        ) from error
+
+
+def _gist(error: Exception) -> str:
+    """One line of what torch.load said (its weights-only errors run to a page)."""
+    text = str(error).partition("WeightsUnpickler error:")[2] or str(error)
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    line = line if len(line) <= 160 else line[:157] + "..."
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+def payload_digest(payload: Any) -> str:
+    """SHA-256 (hex) of a canonical walk of ``payload``: every tensor's dtype, shape and
+    bytes, and every container, key and plain value around them, in order."""
+    digest = hashlib.sha256()
+    _digest_into(digest, payload)
+    return digest.hexdigest()
+
+
+def _digest_into(digest: Any, value: Any) -> None:
+    def put(tag: bytes, data: bytes) -> None:
+        digest.update(tag + len(data).to_bytes(8, "little") + data)
+
+    if isinstance(value, Tensor):
+        tensor = value.detach().cpu().contiguous()
+        put(b"T", f"{tensor.dtype} {list(tensor.shape)}".encode())
+        data = tensor.reshape(-1).view(torch.uint8).numpy()  # no copy on the CPU
+        put(b"D", str(data.nbytes).encode())
+        digest.update(data)
+    elif isinstance(value, Mapping):
+        put(b"M", str(len(value)).encode())
+        for key, item in value.items():
+            _digest_into(digest, key)
+            _digest_into(digest, item)
+    elif isinstance(value, list | tuple):
+        put(b"L" if isinstance(value, list) else b"U", str(len(value)).encode())
+        for item in value:
+            _digest_into(digest, item)
+    elif isinstance(value, str):
+        put(b"S", value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, bytes):
+        put(b"B", value)
+    elif value is None or isinstance(value, bool | int | float):
+        put(b"V", repr(value).encode())
+    else:  # what else a weights-only load gives back (dtypes, devices) has a stable repr
+        put(b"O", f"{type(value).__module__}.{type(value).__qualname__} {value!r}".encode())
 
 
 def check_state(expected: Mapping[str, torch.Size], given: Mapping[str, Tensor], what: str) -> None:
@@ -100,7 +291,10 @@ def _load_into(model: TRMModel, state: Mapping[str, Tensor]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, model: TRMModel, **extra: Any) -> Path:
-    """Write ``model`` (config, weights, components, plugin table) plus ``extra`` atomically."""
+    """Write ``model`` (config, weights, components, plugin table) plus ``extra`` atomically,
+    with the SHA-256 of all of it (:func:`payload_digest`) under ``checksum``."""
+    if "checksum" in extra:
+        raise ValueError("'checksum' is the checkpoint's own key")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -110,22 +304,35 @@ def save_checkpoint(path: str | os.PathLike, model: TRMModel, **extra: Any) -> P
         "plugins": model.plugin_table,
         **extra,
     }
+    payload["checksum"] = f"sha256:{payload_digest(payload)}"
     return atomic_save(payload, path)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read one of our checkpoints; a reference or foreign file gets a clear error."""
+    """Read one of our checkpoints, its checksum verified (and removed from the payload);
+    a damaged, reference or foreign file gets a clear error naming it."""
     payload = _torch_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and any(str(k).endswith("H_init") for k in payload):
             hint = " It looks like a reference TRM checkpoint: convert it with trm-convert."
         raise CheckpointError(f"{path}: not a trm checkpoint (no format {FORMAT!r}).{hint}")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
+    version = payload.get("format_version", 0)
+    if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format version {payload['format_version']} is newer than "
+            f"{path}: checkpoint format version {version} is newer than "
             f"this trm-core understands ({FORMAT_VERSION}); upgrade trm-core"
         )
+    recorded = payload.pop("checksum", None)
+    if recorded is not None:
+        found = f"sha256:{payload_digest(payload)}"
+        if recorded != found:
+            raise CheckpointError(
+                f"{path}: checksum mismatch: the file is damaged (its contents hash to "
+                f"{found[:19]}..., it was written as {str(recorded)[:19]}...)"
+            )
+    elif not (isinstance(version, int) and version < 2):  # files before checksums load
+        raise CheckpointError(f"{path}: no checksum recorded: the file is damaged")
     return payload
 
 

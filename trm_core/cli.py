@@ -23,7 +23,10 @@ from .hookspecs import PLUGIN_CONTRACT
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    """Print ``error: message`` as one line (a listing's lines joined by ``;``); return 2."""
+    parts = [part.strip() for part in str(message).splitlines() if part.strip()] or ["failed"]
+    text = parts[0] + (" " + "; ".join(parts[1:]) if len(parts) > 1 else "")
+    print(f"error: {text}", file=sys.stderr)
     return 2
 
 
@@ -172,7 +175,10 @@ def convert_main(argv: list[str] | None = None) -> int:
         model = load_reference_checkpoint(args.reference, **dict(args.option))
     except (CheckpointError, ConfigError, PluginError) as error:
         return _fail(str(error))
-    save_checkpoint(args.output, model, converted_from=str(args.reference))
+    try:
+        save_checkpoint(args.output, model, converted_from=str(args.reference))
+    except OSError as error:
+        return _environment_failure(error, f"nothing was written to {args.output}")
     config = model.config
     print(f"read {args.reference}")
     print(
@@ -250,7 +256,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from .config import ConfigError, unstructure
-    from .devices import resolve_device
+    from .devices import resolve_device, training_memory_problem
     from .distributed import init_world
     from .layers import PuzzleEmbedding
     from .model import check_model_section
@@ -302,6 +308,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     )
     config, data_dir = prepare(mapping, task, world, log=say)
+    problem = training_memory_problem(config, world.device, world.size)
+    if problem is not None:
+        raise ConfigError(problem)
     if args.resume:
         run_dir = Path(args.resume)
     else:

@@ -14,6 +14,7 @@ reported after each number of supervision steps: accuracy against compute.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -130,7 +131,7 @@ def evaluate(
     """Run the model over (a prefix of) ``split``; every rank takes its share.
 
     The task scores the predictions too (``Task.evaluate_predictions``) and may
-    write its outputs into ``out_dir`` (rank 0 only).
+    write its outputs into ``out_dir`` (rank 0 only; see :func:`task_scores`).
     """
     model.eval()
     max_steps = model.config.halt_max_steps
@@ -180,8 +181,8 @@ def evaluate(
     prediction, halt_logits = merged("predictions"), merged("halts")
     labels = np.asarray(split.labels[rows])
     metrics = score(prediction, labels, halt_logits, task.ignore_label_id)
-    task_metrics, images = task.evaluate_predictions(
-        split, rows, prediction, halt_logits, out_dir, config.eval.images
+    task_metrics, images = task_scores(
+        task, split, rows, prediction, halt_logits, out_dir, config.eval.images
     )
     metrics.update(task_metrics)
     metrics["examples"] = float(len(rows))
@@ -193,6 +194,34 @@ def evaluate(
         total = sum(g["correct_by_step"] for g in gathered)
         by_step = [float(value) / len(rows) for value in total]
     return EvalResult(metrics, images, prediction, halt_logits, by_step)
+
+
+def task_scores(
+    task: Task,
+    split: Split,
+    rows: np.ndarray,
+    prediction: np.ndarray,
+    halt_logits: np.ndarray,
+    out_dir: Path | None,
+    images: int,
+) -> tuple[dict[str, float], list[np.ndarray]]:
+    """``task.evaluate_predictions``, whose outputs failing to be written (a read-only
+    folder, a full disk) does not lose the scores: one ``warning:`` line on stderr names
+    what could not be written and why, and the task scores again writing nothing."""
+    try:
+        return task.evaluate_predictions(split, rows, prediction, halt_logits, out_dir, images)
+    except OSError as error:
+        if out_dir is None:
+            raise
+        where = error.filename or out_dir
+        reason = (error.strerror or str(error)).lower()
+        print(
+            f"warning: could not write {where} ({reason}); the metrics are kept, "
+            "the task's output files are not written",
+            file=sys.stderr,
+            flush=True,
+        )
+    return task.evaluate_predictions(split, rows, prediction, halt_logits, None, images)
 
 
 def extra_splits(data_dir: Path, task: Task | None = None) -> dict[str, Split]:

@@ -19,7 +19,13 @@ import attrs
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, check_state, model_from_payload, read_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    check_state,
+    model_from_payload,
+    read_checkpoint,
+    remove_stale_temporaries,
+)
 from .config import ConfigError, RunConfig, unstructure
 from .data import read_split
 from .devices import resolve_device
@@ -235,6 +241,7 @@ def load_run(
     device = resolve_device(device)  # a device this machine lacks fails before any reading
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    remove_stale_temporaries(run_dir)  # what a killed write left
     registry = registry or get_registry()
     task = registry.get("task", config.task)()
     task.configure(dict(config.data.options))

@@ -66,14 +66,37 @@ class Progress:
 
 
 class TensorBoard:
-    """A thin wrapper over torch's SummaryWriter writing into the run folder (rank 0 only)."""
+    """A thin wrapper over torch's SummaryWriter writing into the run folder (rank 0 only).
+
+    The writer opens at the first write. A run resumed from its checkpoint of step K says
+    so with :meth:`resume_at`; the writer then drops every point an earlier process
+    logged after step K (a killed run logs past its last checkpoint), so that no step
+    is logged twice.
+    """
 
     def __init__(self, log_dir: Path | None) -> None:
-        self.writer = None
-        if log_dir is not None:
+        self.log_dir = log_dir
+        self.purge_after: int | None = None
+        self._writer = None
+
+    def resume_at(self, step: int) -> None:
+        """Continue the run's events from ``step``: later points already there are dropped."""
+        self.purge_after = step
+        if self._writer is not None:  # reopen, with the purge, at the next write
+            self._writer.close()
+            self._writer = None
+
+    @property
+    def writer(self):
+        """torch's SummaryWriter (None without a folder), opened on first use."""
+        if self._writer is None and self.log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(log_dir))
+            earlier = any(Path(self.log_dir).glob("events.out.tfevents.*"))
+            purge = self.purge_after + 1 if self.purge_after is not None and earlier else None
+            self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge)
+            self.purge_after = None  # once: what this process writes stays
+        return self._writer
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         if self.writer is None:
@@ -108,12 +131,13 @@ class TensorBoard:
             self.writer.file_writer.add_summary(summary)
 
     def flush(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

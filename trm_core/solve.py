@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trm_core.cli import Parser, guarded
+from trm_core.cli import Parser, _fail, guarded
 
 SHOWN = 12  # problems listed per answer
 
@@ -89,8 +89,7 @@ def _solve(args: argparse.Namespace) -> int:
     except (
         ValueError, OSError, trm_core.PluginError, trm_core.CheckpointError, trm_core.ConfigError
     ) as error:  # fmt: skip
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error))
     if literal and len(puzzles) == 1:
         puzzles = [("the puzzle", puzzles[0][1])]
     inputs = np.stack([tokens for _, tokens in puzzles])

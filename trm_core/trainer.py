@@ -11,7 +11,9 @@ sign-SGD, and an EMA of the weights is evaluated and saved.
 Reads top to bottom: the shared training step (:func:`training_step`, which
 ``trm-bench`` times too), setup (data, model, optimisers), one training step,
 evaluation, checkpoints and resume, then the loop that ties them together.
-Only rank 0 writes logs, TensorBoard events, metrics and checkpoints.
+Only rank 0 writes logs, TensorBoard events, metrics and checkpoints. An evaluation
+is published (TensorBoard, ``metrics.json``) only once the checkpoint holding it is
+on disk, so what a run shows never runs ahead of what it can resume from.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from .checkpoint import (
     atomic_write_text,
     check_state,
     read_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from .config import RunConfig, unstructure
 from .data import BatchFeed, Split, TrainSampler, read_split
-from .devices import auto_compile, auto_prefetch
+from .devices import auto_compile, auto_prefetch, out_of_memory
 from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
 from .evaluate import evaluate_splits, extra_splits
 from .interfaces import Task
@@ -63,7 +66,8 @@ METRICS = (
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, a checkpoint that does not fit)."""
+    """Training cannot go on (a non-finite loss, a checkpoint that does not fit, a full
+    disk, memory run out); the message says what was kept."""
 
 
 @attrs.frozen
@@ -160,7 +164,15 @@ class Trainer:
         progress: Progress | None = None,
     ) -> None:
         self.config, self.task, self.world, self.run_dir = config, task, world, run_dir
+        self.progress = progress
         train = config.train
+        if run_dir is not None and world.is_main:  # what a killed save left behind
+            removed = remove_stale_temporaries(run_dir)
+            if removed and progress is not None:
+                progress.message(
+                    f"removed {len(removed)} temporary file(s) left by interrupted writes "
+                    f"in {run_dir}"
+                )
 
         # -- data --------------------------------------------------------------
         self.train_split: Split = read_split(data_dir / "train", task)
@@ -205,7 +217,9 @@ class Trainer:
         self._bad_loss = torch.zeros((), dtype=torch.float64, device=world.device)
         self._steps_since = 0
         self.history: list[dict[str, Any]] = []  # every evaluation's metrics
-        self.progress = progress
+        self._unpublished: tuple[dict, list] | None = None  # the last evaluation's, for _publish
+        self._saved_step: int | None = None  # the step of the checkpoint on disk
+        self._phase = "training"  # what fit is doing, for an out-of-memory error
         self.board = TensorBoard(run_dir if world.is_main else None)
 
     # -- one training step ---------------------------------------------------------
@@ -305,10 +319,17 @@ class Trainer:
 
     def evaluate(self, final: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
         """Evaluate the test split (and, when ``final``, every extra split) with the EMA
-        weights; rank 0 logs and records it. Extra splits' metrics are named ``<split>/...``.
+        weights; rank 0 records it in the history and publishes it (TensorBoard,
+        ``metrics.json``). Extra splits' metrics are named ``<split>/...``.
 
         The task's outputs (ARC's ``submission.json``) go to ``out_dir`` (default: the
         run folder), an extra split's to its ``<name>/`` subfolder."""
+        metrics = self._evaluate(final, out_dir)
+        self._publish()
+        return metrics
+
+    def _evaluate(self, final: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
+        """:meth:`evaluate` without publishing: ``fit`` publishes after the checkpoint."""
         out_dir = self.run_dir if out_dir is None else out_dir
         extra = self.extra_splits if final else {}
         reports = []
@@ -320,10 +341,6 @@ class Trainer:
                 reports = self._strategy_reports(extra)
         if not self.world.is_main:
             return {}
-        self.board.scalars("eval", metrics, self.step)
-        for prefix, result in results.items():
-            for index, image in enumerate(result.images):
-                self.board.image(f"eval/{prefix}puzzle_{index}", image, self.step)
         result = results[""]
         record = {"step": self.step, "metrics": metrics}
         if result.by_step:
@@ -331,11 +348,38 @@ class Trainer:
         if final and self.strategy is not None:
             record["strategy"] = self._evaluate_strategy(reports)
         self.history.append(record)
-        if self.run_dir is not None:
-            text = json.dumps(self.history, indent=2)
-            atomic_write_text(self.run_dir / "metrics.json", text)
-        self.board.flush()
+        self._unpublished = (results, reports)
         return metrics
+
+    def _publish(self) -> None:
+        """The last recorded evaluation to TensorBoard and ``metrics.json`` (rank 0)."""
+        if self._unpublished is None:
+            return
+        (results, reports), self._unpublished = self._unpublished, None
+        record = self.history[-1]
+        self.board.scalars("eval", record["metrics"], record["step"])
+        for prefix, result in results.items():
+            for index, image in enumerate(result.images):
+                self.board.image(f"eval/{prefix}puzzle_{index}", image, record["step"])
+        if reports:
+            log_reports(self.board, self.strategy[0], reports)
+        self._write_metrics()
+        self.board.flush()
+
+    def _write_metrics(self) -> None:
+        """``metrics.json``: the history, then what other programs recorded there
+        (``trm-eval --strategy``'s records, marked ``evaluated_by``)."""
+        if self.run_dir is None or not self.world.is_main:
+            return
+        path = self.run_dir / "metrics.json"
+        try:
+            written = json.loads(path.read_text())
+        except (OSError, ValueError):
+            written = []
+        others = [r for r in written if isinstance(r, dict) and "evaluated_by" in r]
+        records = sorted(self.history + others, key=lambda record: record.get("step", 0))
+        if written != records:
+            atomic_write_text(path, json.dumps(records, indent=2))
 
     # -- checkpoints and resume ---------------------------------------------------------
 
@@ -346,7 +390,8 @@ class Trainer:
     def _last_good_checkpoint(self) -> str:
         path = self.checkpoint_path
         if path is not None and path.exists():
-            return f"The last good checkpoint is kept at {path}."
+            step = "" if self._saved_step is None else f" (step {self._saved_step})"
+            return f"The last good checkpoint is kept at {path}{step}."
         return "No checkpoint was written yet."
 
     def state(self) -> dict[str, Any]:
@@ -381,10 +426,13 @@ class Trainer:
         state = self.state()  # collective: every rank takes part in gathering carries
         if not self.world.is_main or self.checkpoint_path is None:
             return None
-        return save_checkpoint(self.checkpoint_path, self.model, **state)
+        path = save_checkpoint(self.checkpoint_path, self.model, **state)
+        self._saved_step = self.step
+        return path
 
     def load(self, path: Path) -> None:
-        """Restore the full training state from a run checkpoint."""
+        """Restore the full training state from a run checkpoint; ``metrics.json`` and
+        TensorBoard continue from its step (what a killed run logged later is dropped)."""
         payload = read_checkpoint(path)
         if payload.get("kind") != "run":
             raise CheckpointError(f"{path}: a model checkpoint, not a run checkpoint")
@@ -399,8 +447,10 @@ class Trainer:
         ):
             optimizer.load_state_dict(state)
         self.batches.load_state_dict(payload["sampler"])
-        self.step = payload["step"]
+        self.step = self._saved_step = payload["step"]
         self.history = payload.get("history", [])
+        self.board.resume_at(self.step)
+        self._write_metrics()  # a run killed between its checkpoint and metrics.json
         carries = payload["carries"]
         if carries is not None:
             if len(carries) != self.world.size:
@@ -434,9 +484,9 @@ class Trainer:
         return reports
 
     def _evaluate_strategy(self, reports: list) -> dict:
-        """Rank 0: log, print and return the configured strategy's ``reports``."""
+        """Rank 0: print and return the configured strategy's ``reports`` (``_publish``
+        logs them)."""
         name, strategy = self.strategy
-        log_reports(self.board, name, reports)
         for report in reports:
             if self.progress is not None:
                 self.progress.message(f"strategy {name}:\n" + format_report(report))
@@ -460,6 +510,7 @@ class Trainer:
         try:
             while self.step < stop_at:
                 measure = (self.step + 1) % log_every == 0 or self.step + 1 == stop_at
+                self._phase = "training"
                 summary = self.train_step(measure=measure)
                 if summary is not None and self.world.is_main:
                     self._log(summary)
@@ -475,15 +526,61 @@ class Trainer:
                 last = self.step >= stop_at or out_of_time
                 if last or (self.eval_interval and self.step % self.eval_interval == 0):
                     self.check_finite()  # never evaluate or save a model a bad loss reached
-                    final = self.evaluate(final=last)
-                    self.save()
+                    self._phase = "evaluating"
+                    final = self._evaluate(final=last)
+                    self._phase = "saving"
+                    self._checkpoint(final)  # then publish what it holds
+                    self._written("metrics.json", self._publish)
                     self._show_eval(final)
                 if last:
                     break
+        except TrainingError:
+            raise
+        except (MemoryError, RuntimeError) as error:
+            if not out_of_memory(error):
+                raise
+            raise TrainingError(self._out_of_memory()) from error
         finally:
             self.batches.close()  # the worker thread, when batches are made ahead
         self.board.flush()
         return final
+
+    def _checkpoint(self, metrics: dict[str, Any]) -> None:
+        """Save, or stop with what was kept said when the write fails (a full disk),
+        after printing the evaluation no file will hold."""
+        failure = None
+        try:
+            self.save()
+        except OSError as error:
+            failure = error
+        if self._agree(failure is not None):  # every rank stops
+            self._show_eval(metrics, every=True)
+            raise TrainingError(
+                f"could not write the checkpoint of step {self.step}: "
+                + (_reason(failure) if failure is not None else "on another process")
+                + ". "
+                + self._last_good_checkpoint()
+            ) from failure
+
+    def _written(self, what: str, write: Callable[[], None]) -> None:
+        """``write()``; an OSError stops the run, naming ``what`` and what was kept."""
+        try:
+            write()
+        except OSError as error:
+            raise TrainingError(
+                f"could not write {what}: {_reason(error)}. " + self._last_good_checkpoint()
+            ) from error
+
+    def _out_of_memory(self) -> str:
+        """What ran out of memory, with the batch size involved, and what was kept."""
+        train, evaluation = self.config.train, self.config.eval
+        doing = {
+            "training": f"training step {self.step + 1} with train.global_batch_size="
+            f"{train.global_batch_size} (lower it)",
+            "evaluating": f"evaluating at step {self.step} with eval.batch_size="
+            f"{evaluation.batch_size} (lower it)",
+        }.get(self._phase, f"writing the checkpoint of step {self.step}")
+        return f"out of memory while {doing}. " + self._last_good_checkpoint()
 
     def _log(self, summary: dict[str, float]) -> None:
         """A log step's metrics to TensorBoard and the progress line (rank 0)."""
@@ -496,9 +593,12 @@ class Trainer:
             shown = {k: summary[k] for k in ("loss", "exact_accuracy", "token_accuracy")}
             self.progress.update(self.step, shown)
 
-    def _show_eval(self, metrics: dict[str, Any]) -> None:
+    def _show_eval(self, metrics: dict[str, Any], every: bool = False) -> None:
+        """The accuracies of an evaluation (``every``: all its metrics) as a progress line."""
         if self.progress is not None and self.world.is_main:
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("accuracy"))
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in metrics.items() if every or k.endswith("accuracy")
+            )
             self.progress.message(f"eval at step {self.step}: {shown}")
 
     def _agree(self, flag: bool) -> bool:
@@ -507,6 +607,12 @@ class Trainer:
             return flag
         value = torch.tensor([float(flag)], device=self.world.device)
         return bool(all_reduce_sum(value, self.world).item() > 0)
+
+
+def _reason(error: OSError) -> str:
+    """``no space left on device (runs/x/checkpoints/last.pt)`` for an OSError."""
+    text = (error.strerror or str(error)).lower()
+    return f"{text} ({error.filename})" if error.filename else text
 
 
 def rng_state() -> dict[str, Any]:

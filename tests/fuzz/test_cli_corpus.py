@@ -437,3 +437,44 @@ def test_a_recorded_run_config_round_trips_through_the_strict_types(home):
     config = yaml.safe_load((home[1] / "config.yaml").read_text())
     assert isinstance(config["train"]["compile"], bool | None)
     assert isinstance(config["train"]["steps"], int)
+
+
+# -- the machine's limits ---------------------------------------------------------------------
+
+
+def test_a_batch_no_machine_holds_is_refused_before_training(refused, run_with, tmp_path):
+    line = refused(run_main, run_with("--set", "train.global_batch_size=100000000"), "GiB", "lower")
+    assert "train.global_batch_size 100000000" in line
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        MemoryError(),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 40000000000000 bytes. Error code 12"
+        ),
+    ],
+    ids=["MemoryError", "CPU allocator"],
+)
+def test_memory_running_out_mid_run_is_one_line(refused, run_with, monkeypatch, failure):
+    import trm_core.trainer
+
+    def out_of_memory(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(trm_core.trainer, "training_step", out_of_memory)
+    refused(run_main, run_with("--set", "train.steps=2"), "out of memory")
+
+
+def test_a_full_disk_mid_run_is_one_line(refused, run_with, monkeypatch):
+    import errno
+
+    import trm_core.run
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/config.yaml")
+
+    monkeypatch.setattr(trm_core.run, "atomic_write_text", full)
+    refused(run_main, run_with("--set", "train.steps=2"), "No space left on device")
