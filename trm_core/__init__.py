@@ -25,7 +25,17 @@ from .config import (
     positive,
     structure,
 )
-from .data import DataError, Split, csv_rows, hub_file, mix_seed, read_split, write_split
+from .data import (
+    DataError,
+    Split,
+    csv_rows,
+    hub_file,
+    input_file,
+    mix_seed,
+    read_split,
+    read_text_file,
+    write_split,
+)
 from .evaluate import unroll
 from .hookspecs import PLUGIN_CONTRACT, hookimpl, hookspec
 from .inference import LoadedRun, load_run
@@ -155,6 +165,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "hub_file",
+    "input_file",
     "inverse_dihedral",
     "load_checkpoint",
     "load_reference_checkpoint",
@@ -168,6 +179,7 @@ __all__ = [
     "positive",
     "read_checkpoint",
     "read_split",
+    "read_text_file",
     "rms_norm",
     "rotary_tables",
     "rule_valid",

@@ -13,8 +13,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import reprlib
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -80,13 +82,55 @@ def write_split(
         np.save(staging / "labels.npy", labels.astype(_token_dtype(labels)))
         np.save(staging / "puzzle_identifiers.npy", puzzle_identifiers.astype(np.int32))
         (staging / "metadata.json").write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
+        honour_umask(staging)
+        _replace_folder(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _replace_folder(new: Path, path: Path) -> None:
+    """Rename the folder ``new`` to ``path``; an existing ``path`` is first renamed aside
+    in one step, then removed, so a reader sees the old split or the new one whole (or,
+    for a moment, none), never a mix of both or a half-deleted one."""
+    if not os.path.lexists(path):
+        os.replace(new, path)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    try:
+        os.replace(path, aside / path.name)
+        try:
+            os.replace(new, path)
+        except BaseException:
+            os.replace(aside / path.name, path)  # the old one back
+            raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def honour_umask(root: Path) -> None:
+    """Give ``root`` and everything under it the modes the user's umask gives new files
+    (``0o777 & ~umask`` for folders, ``0o666 & ~umask`` for files).
+
+    ``tempfile`` makes its folders and files private (0o700, 0o600); a data folder built
+    in one and renamed into a shared cache must be readable as any other file the user
+    writes. The umask is read from a probe folder (``os.umask`` would change it for
+    every thread meanwhile).
+    """
+    probe = Path(root) / f".umask-{uuid.uuid4().hex}"
+    os.mkdir(probe, 0o777)
+    try:
+        folder_mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.rmdir()
+    file_mode = folder_mode & 0o666
+    for place, _folders, files in os.walk(root):
+        os.chmod(place, folder_mode)
+        for name in files:
+            file = os.path.join(place, name)
+            if not os.path.islink(file):
+                os.chmod(file, file_mode)
 
 
 def _token_dtype(tokens: np.ndarray) -> type:
@@ -100,18 +144,25 @@ def _token_dtype(tokens: np.ndarray) -> type:
 
 
 def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
-    """Read (memory-map) a split folder, checking it against ``task`` if given."""
+    """Read (memory-map) a split folder, checking it against ``task`` if given.
+
+    A missing, truncated or foreign file fails with a DataError naming it. The
+    files are read again when :func:`write_split` replaced the folder meanwhile,
+    so they always come from one version of it.
+    """
     path = Path(path)
-    missing = [f"{name}.npy" for name in ARRAYS if not (path / f"{name}.npy").is_file()]
-    if not (path / "metadata.json").is_file():
-        missing.append("metadata.json")
-    if missing:
-        raise DataError(f"{path}: not a trm data split (missing {', '.join(missing)})")
-    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-    metadata = json.loads((path / "metadata.json").read_text())
-    split = Split(path=path, metadata=metadata, **arrays)
-    if split.inputs.shape != split.labels.shape or split.inputs.ndim != 2:
-        raise DataError(f"{path}: inputs {split.inputs.shape} != labels {split.labels.shape}")
+    for attempt in range(_READS):
+        before = _identity(path)
+        try:
+            split = _load_split(path)
+        except DataError:
+            if _identity(path) == before or attempt == _READS - 1:
+                raise
+            continue  # replaced while being read: its files went away
+        if _identity(path) == before:
+            break
+    else:
+        raise DataError(f"{path}: replaced {_READS} times while being read; try again")
     if task is not None:
         if split.inputs.shape[1] != task.seq_len:
             raise DataError(
@@ -125,30 +176,162 @@ def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
     return split
 
 
+_READS = 5  # tries of read_split on a folder that write_split keeps replacing
+
+
+def _load_split(path: Path) -> Split:
+    missing = [f"{name}.npy" for name in ARRAYS if not (path / f"{name}.npy").is_file()]
+    if not (path / "metadata.json").is_file():
+        missing.append("metadata.json")
+    if missing:
+        raise DataError(f"{path}: not a trm data split (missing {', '.join(missing)})")
+    arrays = {name: _load_array(path / f"{name}.npy") for name in ARRAYS}
+    metadata = _load_metadata(path / "metadata.json")
+    split = Split(path=path, metadata=metadata, **arrays)
+    if split.inputs.shape != split.labels.shape or split.inputs.ndim != 2:
+        raise DataError(f"{path}: inputs {split.inputs.shape} != labels {split.labels.shape}")
+    if split.puzzle_identifiers.shape != (len(split.inputs),):
+        raise DataError(
+            f"{path / 'puzzle_identifiers.npy'}: shape {split.puzzle_identifiers.shape}, "
+            f"expected [{len(split.inputs)}]"
+        )
+    for key in ("num_examples", "seq_len", "num_puzzle_identifiers"):
+        value = metadata.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(f"{path / 'metadata.json'}: {key} is {value!r}, not a count")
+    return split
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """The folder's (device, inode, change time): another once :func:`write_split`
+    replaced it (the time, should a new folder reuse the inode)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """A memory-mapped integer array; DataError naming ``path`` for anything else."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path}: not a readable numpy array ({error})") from None
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{path}: holds {getattr(array, 'dtype', type(array))}, not integers")
+    return array
+
+
+def _load_metadata(path: Path) -> dict[str, Any]:
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # JSON and UTF-8 errors are ValueErrors
+        raise DataError(f"{path}: not readable JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(metadata).__name__}")
+    return metadata
+
+
+#: The longest line :func:`csv_rows` reads: a longer one is not a CSV of puzzles.
+MAX_LINE = 1 << 24
+
+
+def input_file(path: str | os.PathLike, error: type[DataError] = DataError) -> Path:
+    """``path`` as a Path when it is a file; else ``error`` saying it is missing or a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: a folder, not a file")
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    return path
+
+
+def read_text_file(path: str | os.PathLike, error: type[DataError] = DataError) -> str:
+    """The text of the UTF-8 file ``path`` (a byte-order mark dropped).
+
+    A missing or unreadable file, a folder, bytes that are not UTF-8 (another
+    encoding) or a NUL byte (a binary file) raise ``error`` naming the file, and
+    the line of the first bad byte.
+    """
+    path = input_file(path, error)
+    try:
+        data = path.read_bytes()
+    except OSError as failure:
+        raise error(f"{path}: cannot be read ({failure.strerror or failure})") from None
+    return _decoded(data, path, 1, error)
+
+
+def _decoded(data: bytes, path: Path, line: int, error: type[DataError]) -> str:
+    """``data`` (the text from ``line`` on) as UTF-8, or ``error`` naming the line of a
+    NUL byte or of bytes that are not UTF-8."""
+    nul = data.find(b"\0")
+    try:
+        text = data.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as failure:
+        where = failure.start if nul < 0 else min(nul, failure.start)
+    else:
+        if nul < 0:
+            return text
+        where = nul
+    line += data.count(b"\n", 0, where)
+    if where == nul:
+        raise error(f"{path}, line {line}: a NUL byte: a binary file, not text")
+    raise error(
+        f"{path}, line {line}: not UTF-8 text (byte 0x{data[where]:02x}): "
+        "a binary file, or another encoding?"
+    )
+
+
 def csv_rows(
     path: str | os.PathLike, header: Sequence[str], error: type[DataError] = DataError
 ) -> Iterator[tuple[int, list[str]]]:
-    """``(line number, fields)`` of every non-empty row of a CSV file after its header.
+    """``(line number, fields)`` of every non-empty row of a CSV file after its header
+    (its first non-empty row).
 
-    A missing file, a first row that is not ``header``, or a row with another
-    number of fields raises ``error`` naming the file and the line.
+    The file is UTF-8 (a byte-order mark is dropped). A missing file, a folder,
+    an empty file, a first row that is not ``header``, bytes that are not UTF-8
+    or a NUL byte (a binary file), a row the ``csv`` module refuses (a field
+    over its size limit, say) or a row with another number of fields raises
+    ``error`` naming the file and the line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{path}: no such file")
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        first = next(reader, None)
-        if first is None or [name.strip() for name in first] != list(header):
-            raise error(f"{path}, line 1: expected the header {','.join(header)}, got {first}")
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
+    path = input_file(path, error)
+    try:
+        handle = path.open("rb")
+    except OSError as failure:
+        raise error(f"{path}: cannot be read ({failure.strerror or failure})") from None
+    with handle:
+        reader = csv.reader(_text_lines(handle, path, error))
+        try:
+            first = next((row for row in reader if row), None)  # blank lines before it aside
+            if first is None:
+                raise error(f"{path}: an empty file (expected the header {','.join(header)})")
+            if [name.strip() for name in first] != list(header):
                 raise error(
-                    f"{path}, line {reader.line_num}: expected {len(header)} fields, got {len(row)}"
+                    f"{path}, line {reader.line_num}: expected the header {','.join(header)}, "
+                    f"got {reprlib.repr(first)}"
                 )
-            yield reader.line_num, row
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise error(
+                        f"{path}, line {reader.line_num}: expected {len(header)} fields, "
+                        f"got {len(row)}"
+                    )
+                yield reader.line_num, row
+        except csv.Error as failure:
+            raise error(f"{path}, line {reader.line_num}: {failure}") from None
+
+
+def _text_lines(handle: Any, path: Path, error: type[DataError]) -> Iterator[str]:
+    """The lines of a binary file, each decoded as UTF-8 (a bad byte names its line)."""
+    number = 0
+    while line := handle.readline(MAX_LINE):
+        number += 1
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):
+            raise error(f"{path}, line {number}: longer than {MAX_LINE:,} bytes; not a CSV file?")
+        yield _decoded(line, path, number, error)
 
 
 def hub_file(repo: str, filename: str, distribution: str) -> Path:

@@ -12,6 +12,7 @@ own rules (``Task.check_answer``), which never help produce it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,14 +31,15 @@ def read_text(argument: str) -> tuple[str, str, bool]:
     path = Path(argument)
     if "\n" in argument or not path.exists():
         return argument, "the puzzle", True
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, not a file of puzzles")
-    try:
-        return path.read_text(encoding="utf-8"), str(path), False
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); puzzles are text"
-        ) from None
+    from trm_core.data import read_text_file
+
+    return read_text_file(path), str(path), False
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """``puzzles.txt`` or ``data/x``: a file name rather than a typed puzzle."""
+    name = Path(text).name
+    return "/" in text or os.sep in text or ("." in name and name.rsplit(".", 1)[1].isalpha())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +83,10 @@ def _solve(args: argparse.Namespace) -> int:
         try:
             puzzles = run.task.read_puzzles(text, source)
         except ValueError as error:
+            if literal and "\n" not in text and _looks_like_a_path(text):
+                raise ValueError(f"{text}: no such file of puzzles") from None
             if literal and "\n" not in text:
-                raise ValueError(
-                    f"{args.puzzle!r} is neither a puzzle nor a file ({error})"
-                ) from None
+                raise ValueError(f"{text!r} is not a puzzle: {error}") from None
             raise
     except (
         ValueError, OSError, trm_core.PluginError, trm_core.CheckpointError, trm_core.ConfigError

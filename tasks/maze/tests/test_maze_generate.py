@@ -79,9 +79,11 @@ def test_train_and_test_never_share_a_maze_and_the_set_is_reused(tmp_path, capsy
 def test_options_are_checked_strictly():
     with pytest.raises(ConfigError, match="min_lenght.*min_length"):
         parse_options({"train": {"min_lenght": 3}})
-    with pytest.raises(ConfigError, match="side: 80 is outside 3..64"):
+    with pytest.raises(ConfigError, match="data.options.side must be an integer within 3..64"):
         parse_options({"side": 80})
     with pytest.raises(ConfigError, match="data.options.test: source generate needs count"):
+        parse_options({"test": {"count": None}})
+    with pytest.raises(ConfigError, match="data.options.test.count must be positive, got 0"):
         parse_options({"test": {"count": 0}})
     with pytest.raises(ConfigError, match="source 'zip' is not one of generate, csv, hub"):
         parse_options({"train": {"source": "zip"}})

@@ -29,7 +29,7 @@ def test_registered_through_the_entry_point_with_its_side_from_the_options():
     assert (TASK.vocab_size, TASK.seq_len, TASK.ignore_label_id) == (6, 900, 0)
     task = small_task(11)
     assert (task.grid_shape, task.seq_len) == ((11, 11), 121)
-    with pytest.raises(ConfigError, match="data.options.side: 2 is outside 3..64"):
+    with pytest.raises(ConfigError, match="data.options.side must be an integer within 3..64"):
         task.configure({"side": 2})
 
 

@@ -29,8 +29,10 @@ from trm_core import (
     SourceOptions,
     build_once,
     hub_file,
+    input_file,
     mix_seed,
     one_of,
+    positive,
     say,
     structure,
     subsample,
@@ -45,6 +47,19 @@ SOURCES = ("generate", "csv", "hub")
 HUB_REPO = "sapientinc/maze-30x30-hard-1k"
 
 
+def _wall_probability(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    numbers = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
+    if not numbers or len(value) != 2 or not 0 <= value[0] <= value[1] < 1:
+        raise ValueError(f"must be [low, high], numbers with 0 <= low <= high < 1; got {value!r}")
+
+
+def _side(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 3 <= value <= MAX_SIDE:
+        raise ValueError(f"must be an integer within 3..{MAX_SIDE}, got {value!r}")
+
+
 @attrs.define(kw_only=True)
 class SplitOptions(SourceOptions):
     """Where one split's mazes come from.
@@ -57,8 +72,12 @@ class SplitOptions(SourceOptions):
     source: str = attrs.field(default="generate", validator=one_of(SOURCES))
     # generate: each maze's wall probability is drawn from [low, high]; its shortest
     # path must be longer than min_length moves (None: 110 x side / 30).
-    wall_probability: list[float] = attrs.Factory(lambda: [0.3, 0.5])
-    min_length: int | None = None
+    wall_probability: list[float] = attrs.field(
+        factory=lambda: [0.3, 0.5], validator=_wall_probability
+    )
+    min_length: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(positive)
+    )
     repo: str = HUB_REPO  # hub: the dataset
 
     def spec(self, side: int) -> MazeSpec:
@@ -70,32 +89,42 @@ class SplitOptions(SourceOptions):
 @attrs.define(kw_only=True)
 class MazeOptions:
     seed: int = 0
-    side: int = 30
+    side: int = attrs.field(default=30, validator=_side)
     train: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
     test: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
 
 
 def parse_options(options: dict[str, Any]) -> MazeOptions:
-    """Strictly check ``data.options`` (a typo names the nearest valid key)."""
+    """Strictly check ``data.options``: every key named in full when its value is wrong
+    (a typo names the nearest valid key)."""
     where = "data.options"
-    top = structure(MazeOptions, dict(options), where)
-    if not 3 <= top.side <= MAX_SIDE:
-        raise ConfigError(f"{where}.side: {top.side} is outside 3..{MAX_SIDE}")
+    options = dict(options)
     for name in ("train", "test"):
-        value = getattr(top, name)
-        if isinstance(value, dict):
-            value = structure(SplitOptions, value, f"{where}.{name}")
-            setattr(top, name, value)
+        if name in options:
+            options[name] = _split_options(options[name], f"{where}.{name}")
+    top = structure(MazeOptions, options, where)
+    for name in ("train", "test"):
+        split = getattr(top, name)
         try:
-            if value.source == "generate":
-                if not value.count or value.count < 1:
-                    raise ConfigError("source generate needs count >= 1")
-                value.spec(top.side)
-            elif value.source == "csv" and not value.path:
+            if split.source == "generate":
+                if split.count is None:
+                    raise ConfigError("source generate needs count: N (how many mazes)")
+                split.spec(top.side)
+            elif split.source == "csv" and not split.path:
                 raise ConfigError("source csv needs path: FILE")
-        except (ConfigError, ValueError, TypeError) as error:
+        except (ConfigError, ValueError) as error:
             raise ConfigError(f"{where}.{name}: {error}") from None
     return top
+
+
+def _split_options(value: Any, where: str) -> SplitOptions:
+    if not isinstance(value, dict):
+        shown = "null" if value is None else repr(value)
+        raise ConfigError(
+            f"{where} must be a mapping of split options (source: {', '.join(SOURCES)}), "
+            f"got {shown}"
+        )
+    return structure(SplitOptions, value, where)
 
 
 def _code(name: str) -> int:
@@ -106,9 +135,10 @@ def _load(name: str, split: SplitOptions, options: MazeOptions, avoid: set[bytes
     if split.source == "generate":
         return _generated(name, split, options, avoid)
     if split.source == "csv":
-        path = Path(split.path).expanduser()
-        if not path.is_file():
-            raise DataError(f"data.options.{name}: {split.path}: no such file")
+        try:
+            path = input_file(Path(split.path).expanduser())
+        except DataError as error:
+            raise DataError(f"data.options.{name}.path: {error}") from None
     else:
         path = hub_file(split.repo, f"{split.split or name}.csv", "trm-plugin-maze")
     found = read_csv(path, side=options.side)

@@ -83,7 +83,8 @@ def test_reads_a_plain_list_and_solves_it(tmp_path):
     ("line", "reason"),
     [
         (EASY + "1", "line 2: expected 81 characters, got 82"),
-        ("11" + EASY[2:], "line 2: the puzzle has no solution"),
+        (EASY[:2] + "1" + EASY[3:], "line 2: the puzzle has no solution"),
+        ("11" + EASY[2:], "line 2: the puzzle is invalid: its givens repeat a digit: row 1 has 1"),
         ("." * 9 + EASY[9:], "line 2: the puzzle has several solutions"),
         (EASY[:-1] + "?", "line 2: unexpected character(s) '?'"),
     ],

@@ -7,6 +7,7 @@ Hugging Face Hub, or plain puzzle lists (see :mod:`trm_plugin_sudoku.dataset`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from trm_core import DataError, Task, hookimpl
 
 from . import dataset
 from .augment import Augmentation
-from .check import check
+from .check import check, invalid_givens
 from .grid import VOCAB_SIZE, board, keeps_givens, parse_line, to_digits, to_tokens, valid_solutions
 from .presets import PRESETS
 from .render import draw_board
@@ -80,11 +81,22 @@ class SudokuTask(Task):
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         return draw_board(inputs, prediction, target)
 
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """Check ``data.options`` before anything is built or keyed by them."""
+        dataset.parse_options(dict(options))
+
     def parse_puzzle(self, text: str) -> np.ndarray:
-        return to_tokens(parse_line(text))
+        """An 81-character puzzle; refused when its givens repeat a digit in a unit."""
+        digits = parse_line(text)
+        reason = invalid_givens(digits)
+        if reason is not None:
+            raise ValueError(reason)
+        return to_tokens(digits)
 
     def read_puzzles(self, text: str, source: str) -> list[tuple[str, np.ndarray]]:
-        """One 81-character puzzle a line (``.`` or ``0`` blank; ``#`` lines skipped)."""
+        """One 81-character puzzle a line (``.`` or ``0`` blank; ``#`` lines skipped); a
+        puzzle whose givens repeat a digit in a row, column or box is refused, naming the
+        line and the repeat (no answer could be valid)."""
         try:
             puzzles, numbers = parse_lines(source, text.splitlines())
         except DataError as error:
@@ -94,7 +106,8 @@ class SudokuTask(Task):
         ]
 
     def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
-        """Blanks left, givens changed, digits repeated in a row, column or box."""
+        """Blanks left, givens changed, digits repeated in a row, column or box; first of
+        all, the puzzle's own fault when it has one (repeated givens, no solution)."""
         return check(to_digits(inputs).tolist(), to_digits(prediction).tolist())
 
 

@@ -31,7 +31,9 @@ from trm_core import (
     DataError,
     SourceOptions,
     build_once,
+    input_file,
     mix_seed,
+    non_negative,
     one_of,
     say,
     structure,
@@ -49,6 +51,20 @@ SOURCES = ("generate", "csv", "hub", "list")
 DEFAULT_MIN_GUESSES = 10
 
 
+def _givens(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or not 17 <= value[0] <= value[1] <= 81
+    ):
+        raise ValueError(
+            f"must be [low, high], integers with 17 <= low <= high <= 81; got {value!r}"
+        )
+
+
 @attrs.define(kw_only=True)
 class SplitOptions(SourceOptions):
     """Where one split's puzzles come from.
@@ -62,9 +78,11 @@ class SplitOptions(SourceOptions):
     # generate: the givens range [low, high]; minimal puzzles (every removable clue
     # removed) or puzzles stopped at a givens count; a difficulty floor in solver guesses
     # (None: 10 for minimal puzzles, whose median is then 14 guesses; 0 otherwise).
-    givens: list[int] | None = None
+    givens: list[int] | None = attrs.field(default=None, validator=_givens)
     minimal: bool = True
-    min_guesses: int | None = None
+    min_guesses: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(non_negative)
+    )
     repo: str = "sapientinc/sudoku-extreme"  # hub: the dataset
     min_difficulty: int | None = None  # csv/hub: keep rows rated at least this
     verify: bool = True  # csv/hub: prove each puzzle unique with the solver
@@ -88,31 +106,42 @@ class SudokuOptions:
 
 
 def parse_options(options: dict[str, Any]) -> SudokuOptions:
-    """Strictly check ``data.options`` (a typo names the nearest valid key)."""
+    """Strictly check ``data.options``: every key named in full when its value is wrong
+    (a typo names the nearest valid key). An extra test set set to null is dropped."""
     where = "data.options"
-    top = structure(SudokuOptions, {k: v for k, v in options.items() if k != "extra_tests"}, where)
+    options = dict(options)
     for name in ("train", "test"):
-        value = getattr(top, name)
-        if isinstance(value, dict):
-            setattr(top, name, _split_options(value, f"{where}.{name}"))
-    extras = options.get("extra_tests") or {}
-    if not isinstance(extras, dict):
-        raise ConfigError(f"{where}.extra_tests must map names to split options")
-    top.extra_tests = {
-        str(name): _split_options(value or {}, f"{where}.extra_tests.{name}")
-        for name, value in extras.items()
-    }
-    return top
+        if name in options:
+            options[name] = _split_options(options[name], f"{where}.{name}")
+    if "extra_tests" in options:
+        extras = options["extra_tests"] if options["extra_tests"] is not None else {}
+        if not isinstance(extras, dict):
+            raise ConfigError(
+                f"{where}.extra_tests must map names to split options, got {_shown(extras)}"
+            )
+        options["extra_tests"] = {
+            str(name): _split_options(value, f"{where}.extra_tests.{name}")
+            for name, value in extras.items()
+            if value is not None  # dropped with --set data.options.extra_tests.NAME=null
+        }
+    return structure(SudokuOptions, options, where)
 
 
-def _split_options(value: dict[str, Any], where: str) -> SplitOptions:
+def _shown(value: Any) -> str:
+    return "null" if value is None else repr(value)
+
+
+def _split_options(value: Any, where: str) -> SplitOptions:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        raise ConfigError(
+            f"{where} must be a mapping of split options (source: {', '.join(SOURCES)}), "
+            f"got {_shown(value)}"
+        )
     split = structure(SplitOptions, value, where)
     try:
         if split.source == "generate":
-            if not split.count or split.count < 1:
-                raise ConfigError("source generate needs count >= 1")
+            if split.count is None:
+                raise ConfigError("source generate needs count: N (how many puzzles)")
             split.spec()
         elif split.source in ("csv", "list") and not split.path and not split.optional:
             raise ConfigError(f"source {split.source} needs path: FILE")
@@ -128,19 +157,21 @@ def _load(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) ->
     if split.source in ("csv", "list") and not split.path:
         say(f"  {name}: skipped, no path given (--set data.options.extra_tests.{name}.path=FILE)")
         return None
-    if split.source in ("csv", "list") and not Path(split.path).expanduser().is_file():
-        if split.optional:
+    if split.source in ("csv", "list"):
+        path = Path(split.path).expanduser()
+        if split.optional and not path.exists():
             say(f"  {name}: skipped, {split.path} not found (optional)")
             return None
-        raise DataError(f"data.options {name}: {split.path}: no such file")
-    if split.source == "list":
-        found = read_list(Path(split.path).expanduser())
+        key = "data.options." + (name if name in ("train", "test") else f"extra_tests.{name}")
+        try:
+            input_file(path)
+        except DataError as error:
+            raise DataError(f"{key}.path: {error}") from None
     else:
-        path = (
-            Path(split.path).expanduser()
-            if split.source == "csv"
-            else hub_csv(split.split or name, split.repo)
-        )
+        path = hub_csv(split.split or name, split.repo)
+    if split.source == "list":
+        found = read_list(path)
+    else:
         found = read_csv(path, min_difficulty=split.min_difficulty, verify=split.verify)
     return found.take(subsample(len(found), split.count, seed, name))
 

@@ -2,21 +2,25 @@
 
 Every reader returns :class:`Puzzles` (digits, 0 = blank) and fails on the
 first bad row with :class:`PuzzleFileError`, naming the file, the line and the
-reason: wrong length, bad characters, no solution, several solutions, or an
-answer that breaks a rule or changes a given.
+reason: wrong length, bad characters (only ASCII 1-9 are digits), givens that
+repeat a digit in a row, column or box, no solution, several solutions, or an
+answer that breaks a rule or changes a given. A file that is missing, a
+folder, empty or not UTF-8 text fails the same way.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
 import numpy as np
 
-from trm_core import DataError, csv_rows, hub_file
+from trm_core import DataError, csv_rows, hub_file, read_text_file
 
+from .check import invalid_givens
 from .grid import keeps_givens, parse_line, valid_solutions
 from .parallel import map_chunks
 from .solver import solve
@@ -24,6 +28,7 @@ from .solver import solve
 #: The Hugging Face dataset of the paper's Sudoku-Extreme experiments.
 HUB_REPO = "sapientinc/sudoku-extreme"
 CSV_HEADER = ["source", "question", "answer", "rating"]
+_RATING = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also reads '٣' and '1_0'
 
 
 class PuzzleFileError(DataError):
@@ -94,9 +99,13 @@ def parse_lines(
         if not text or text.startswith("#"):
             continue
         try:
-            puzzles.append(parse_line(text))
+            puzzle = parse_line(text)
         except ValueError as error:
             raise PuzzleFileError(f"{source}, line {number}: {error}") from None
+        reason = invalid_givens(puzzle)
+        if reason is not None:
+            raise PuzzleFileError(f"{source}, line {number}: {reason}")
+        puzzles.append(puzzle)
         numbers.append(number)
     if not puzzles:
         raise PuzzleFileError(f"{source}: no puzzles")
@@ -122,12 +131,9 @@ def read_csv(
     puzzles, solutions, lines, ratings = [], [], [], []
     for line, row in csv_rows(path, CSV_HEADER, PuzzleFileError):
         _, question, answer, rating_text = row
-        try:
-            rating = int(rating_text)
-        except ValueError:
-            raise PuzzleFileError(
-                f"{path}, line {line}: rating {rating_text!r} is not an integer"
-            ) from None
+        if not _RATING.fullmatch(rating_text.strip()):
+            raise PuzzleFileError(f"{path}, line {line}: rating {rating_text!r} is not an integer")
+        rating = int(rating_text)
         if min_difficulty is not None and rating < min_difficulty:
             continue
         for name, text in (("question", question), ("answer", answer)):
@@ -149,11 +155,13 @@ def read_csv(
     valid = valid_solutions(found.solutions)
     kept = keeps_givens(found.puzzles, found.solutions)
     for index in np.flatnonzero(~(valid & kept))[:1]:
-        reason = (
-            "the answer is not a complete valid grid"
-            if not valid[index]
-            else "the answer is inconsistent with the givens"
-        )
+        reason = invalid_givens(found.puzzles[index].tolist())  # a valid answer rules it out
+        if reason is None:
+            reason = (
+                "the answer is not a complete valid grid"
+                if not valid[index]
+                else "the answer is inconsistent with the givens"
+            )
         raise PuzzleFileError(f"{path}, line {found.lines[index]}: {reason}")
     if verify:
         _, guesses = solve_unique(path, found.puzzles.tolist(), found.lines, workers)
@@ -168,9 +176,7 @@ def read_list(path: str | os.PathLike, workers: int | None = None) -> Puzzles:
     solved by the solver and must have exactly one solution.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PuzzleFileError(f"{path}: no such file")
-    puzzles, lines = parse_lines(path, path.read_text().splitlines())
+    puzzles, lines = parse_lines(path, read_text_file(path, PuzzleFileError).splitlines())
     solutions, guesses = solve_unique(path, puzzles, lines, workers)
     return Puzzles(
         np.asarray(puzzles, dtype=np.uint8),
