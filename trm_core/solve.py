@@ -37,7 +37,7 @@ def read_text(argument: str) -> tuple[str, str, bool]:
 
 
 def _looks_like_a_path(text: str) -> bool:
-    """``puzzles.txt`` or ``data/x``: a file name rather than a typed puzzle."""
+    """``puzzles.txt`` or ``data/x``: maybe a file name rather than a typed puzzle."""
     name = Path(text).name
     return "/" in text or os.sep in text or ("." in name and name.rsplit(".", 1)[1].isalpha())
 
@@ -83,10 +83,9 @@ def _solve(args: argparse.Namespace) -> int:
         try:
             puzzles = run.task.read_puzzles(text, source)
         except ValueError as error:
-            if literal and "\n" not in text and _looks_like_a_path(text):
-                raise ValueError(f"{text}: no such file of puzzles") from None
             if literal and "\n" not in text:
-                raise ValueError(f"{text!r} is not a puzzle: {error}") from None
+                nor = ", nor a file" if _looks_like_a_path(text) else ""
+                raise ValueError(f"{text!r} is not a puzzle ({error}){nor}") from None
             raise
     except (
         ValueError, OSError, trm_core.PluginError, trm_core.CheckpointError, trm_core.ConfigError

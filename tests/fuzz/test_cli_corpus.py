@@ -369,7 +369,7 @@ def test_eval_mistakes_are_one_line(refused, home, argv, fragments):
 
 SOLVE_CASES = [
     (["0123"], ["'0123' is not a puzzle", "expected 8 digits"]),
-    (["puzzles.txt"], ["puzzles.txt: no such file of puzzles"]),
+    (["puzzles.txt"], ["'puzzles.txt' is not a puzzle", "nor a file"]),
     (["--strategy", "nope", "01234012"], ["nope", "rollouts"]),
     (["--set", "strategy.k=2", "01234012"], ["needs --strategy"]),
     (["--device", "bogus", "01234012"], ["bogus"]),
