@@ -160,3 +160,42 @@ def test_the_bench_times_the_trainers_training_step(monkeypatch, tiny_config):
     losses = [runner.step() for _ in range(2)]
     assert len(calls) == 2 and all(math.isfinite(loss) for loss in losses)
     assert calls[0]["batch_size"] == 2 and calls[0]["forward"] is runner.forward
+
+
+def test_compare_prints_the_ratio_against_a_saved_result(tmp_path, capsys):
+    """--compare: the saved median over this one's, from the result of the same step in a
+    file of one result or a list; the machine is recorded so the ratio says if it changed."""
+    argv = ["--preset", "tiny-sudoku-mlp", "--batch", "1", "--steps", "1", "--warmup", "0"]
+    argv += ["--device", "cpu", "--dtype", "float32", "--quiet"]
+    assert main([*argv, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    machine = first["machine"]
+    assert machine["cpus"] >= 1 and isinstance(machine["cpu_flags"], list)
+    assert machine["native_bfloat16"] in (True, False) and machine["gpu"] is None
+
+    slower = dict(first, median_ms=first["median_ms"] * 1000)  # a "before" 1000x slower
+    other = dict(first, batch=64, median_ms=1.0)
+    saved = tmp_path / "before.json"
+    saved.write_text(json.dumps([other, slower]))
+    assert main([*argv, "--json", "--compare", str(saved)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    against = result["compare"]
+    assert against["before_ms"] == slower["median_ms"] and against["same_machine"]
+    assert against["speedup"] == pytest.approx(slower["median_ms"] / result["median_ms"])
+    assert "compared" in format_result(result) and "x;" in format_result(result)
+
+    moved = dict(slower, machine=dict(machine, cpu="another CPU"))
+    saved.write_text(json.dumps(moved))
+    assert main([*argv, "--compare", str(saved)]) == 0
+    assert "another CPU: not a speed-up" in capsys.readouterr().out
+
+    saved.write_text(json.dumps(other))
+    assert main([*argv, "--compare", str(saved)]) == 2
+    err = capsys.readouterr().err
+    assert "has no result for preset tiny-sudoku-mlp, batch 1" in err and "batch 64" in err
+    for content, fragment in (("{", "line 1: not JSON"), ("[1, 2]", "not trm-bench --json")):
+        saved.write_text(content)
+        assert main([*argv, "--compare", str(saved)]) == 2
+        assert fragment in capsys.readouterr().err
+    assert main([*argv, "--compare", str(tmp_path / "none.json")]) == 2
+    assert "cannot read it" in capsys.readouterr().err

@@ -30,6 +30,7 @@ import copy
 import json
 import math
 import os
+import platform
 import statistics
 import sys
 import time
@@ -40,7 +41,7 @@ import torch
 
 from .cli import _fail
 from .config import ModelConfig, TrainConfig, structure, suggest, unstructure
-from .devices import DeviceError, resolve_device
+from .devices import DeviceError, native_bfloat16, resolve_device
 from .layers import swiglu_width
 from .model import build_model
 from .optim import build_optimizers
@@ -349,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--peak-tflops", type=float,
         help="the device's bfloat16 peak for MFU (default: the datasheet's, for known GPUs)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compare", metavar="BEFORE.json",
+        help="print the ratio against an earlier trm-bench --json result (a file of one "
+        "result or a list: the one with this preset, batch, dtype, device and compile)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -379,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         device = resolve_device(args.device, key="--device")
-    except DeviceError as error:
+        saved = None if args.compare is None else read_results(args.compare)
+    except (DeviceError, ValueError) as error:
         return _fail(str(error))
     log: Callable[[str], None] = (
         (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
@@ -390,11 +397,92 @@ def main(argv: list[str] | None = None) -> int:
                        peak_tflops=args.peak_tflops)  # fmt: skip
     except RuntimeError as error:
         return _fail(str(error))
+    if saved is not None:
+        try:
+            result["compare"] = compare(result, saved, args.compare)
+        except ValueError as error:
+            return _fail(str(error))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_result(result))
     return 0
+
+
+#: What makes two results comparable: the same step on the same kind of device.
+SAME = ("preset", "batch", "dtype", "device", "compile")
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The trm-bench results saved in ``path`` (one ``--json`` object, or a list of them);
+    a ValueError naming the file when it holds none."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"--compare {path}: cannot read it ({error})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--compare {path}, line {error.lineno}: not JSON ({error.msg})") from None
+    results = data if isinstance(data, list) else [data]
+    if not results or not all(
+        isinstance(item, dict) and all(key in item for key in (*SAME, "median_ms"))
+        for item in results
+    ):
+        raise ValueError(f"--compare {path}: not trm-bench --json results")
+    return results
+
+
+def compare(result: dict[str, Any], saved: list[dict[str, Any]], path: Any) -> dict[str, Any]:
+    """``result`` against the saved result of the same step: the speed-up (the saved
+    median over this one's) and both peak fractions; a ValueError when none matches."""
+    key = {name: result[name] for name in SAME}
+    match = next((item for item in saved if all(item[k] == v for k, v in key.items())), None)
+    if match is None:
+        have = "; ".join(", ".join(f"{k} {item[k]}" for k in SAME) for item in saved)
+        wanted = ", ".join(f"{k} {v}" for k, v in key.items())
+        raise ValueError(f"--compare {path} has no result for {wanted} (it has: {have})")
+    machine, theirs = result.get("machine", {}), match.get("machine", {})
+    return {
+        "file": str(path),
+        "before_ms": match["median_ms"],
+        "after_ms": result["median_ms"],
+        "speedup": match["median_ms"] / result["median_ms"],
+        "before_peak_fraction": match.get("peak_fraction"),
+        "after_peak_fraction": result["peak_fraction"],
+        "same_machine": bool(machine) and machine.get("cpu") == theirs.get("cpu"),
+        "before_torch": match.get("torch"),
+    }
+
+
+def machine_summary(device: torch.device) -> dict[str, Any]:
+    """The CPU (model name and the flags that decide matmul speed), its cores, and the
+    GPU: saved with each result, so a comparison can tell it ran on the same machine."""
+    cpu, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name":
+                    cpu = value.strip()
+                elif name.strip() == "flags":
+                    flags = sorted(set(value.split()) & MATMUL_FLAGS)
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "cpus": os.cpu_count(),
+        "native_bfloat16": native_bfloat16(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+#: CPU flags that decide how fast float32 and bfloat16 matmuls run.
+MATMUL_FLAGS = frozenset(
+    {"avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+     "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16"}
+)  # fmt: skip
 
 
 def bench(
@@ -482,6 +570,7 @@ def bench(
         "mfu": None if peak_tflops is None else achieved / (peak_tflops * 1e3),
         "load_average": None if load is None else list(load),
         "torch": torch.__version__,
+        "machine": machine_summary(runner.device),
         "config": unstructure(model_config),
     }
 
@@ -527,6 +616,16 @@ def format_result(result: dict[str, Any]) -> str:
         lines.append(f"  compile      first step {result['compile_first_step_s']:.1f} s")
     if load is not None:
         lines.append(f"  load average {load[0]:.2f} (1 min) at start, {os.cpu_count()} CPUs")
+    against = result.get("compare")
+    if against is not None:
+        before = against["before_peak_fraction"]
+        lines.append(
+            f"  compared     {against['before_ms']:.1f} ms in {against['file']} -> "
+            f"{against['after_ms']:.1f} ms now: {against['speedup']:.2f}x"
+            + (f"; peak fraction {100 * before:.1f}% -> " if before is not None else "; now ")
+            + f"{100 * against['after_peak_fraction']:.1f}%"
+            + ("" if against["same_machine"] else " (another CPU: not a speed-up)")
+        )
     return "\n".join(lines)
 
 
