@@ -11,6 +11,9 @@
   the machine reports.
 - No test reads the network: a connection to anything but this machine fails the
   test, and subprocesses get ``HF_HUB_OFFLINE=1``.
+- Hypothesis draws the same examples on every run (``derandomize``), so a CI run
+  passes or fails on the code alone; ``TRM_HYPOTHESIS=explore`` draws new ones
+  each run, to look for the cases no fixed seed reaches.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ import os
 import socket
 
 import pytest
+from hypothesis import settings
 
 import trm_core.devices
+
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("explore" if os.environ.get("TRM_HYPOTHESIS") == "explore" else "fixed")
 
 
 class LeftToTheMachine(AssertionError):

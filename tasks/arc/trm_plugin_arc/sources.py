@@ -111,22 +111,31 @@ def parse_tasks(
     puzzles = []
     for task_id in sorted(challenges):
         task = challenges[task_id]
-        here = f"{where}: task {task_id}"
+        here = f"{where}: task {_shown(task_id)}"
         if not isinstance(task, Mapping) or "train" not in task or "test" not in task:
             raise ArcDataError(f"{here}: expected an object with 'train' and 'test' pairs")
         train = _pairs(task["train"], f"{here}: train pair", outputs=True)
         test = _pairs(task["test"], f"{here}: test pair", outputs=False)
         if solutions is not None:
-            test = _solved(test, solutions.get(task_id), f"{solutions_where}: task {task_id}")
+            test = _solved(
+                test, solutions.get(task_id), f"{solutions_where}: task {_shown(task_id)}"
+            )
         puzzles.append(Puzzle(str(task_id), train, test))
     if solutions is not None:
         extra = sorted(set(solutions) - set(challenges))
         if extra:
             raise ArcDataError(
-                f"{solutions_where}: task {extra[0]} has solutions but no challenge in {where}"
-                + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+                f"{solutions_where}: task {_shown(extra[0])} has solutions but no challenge "
+                f"in {where}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
             )
     return puzzles
+
+
+def _shown(task_id: Any) -> str:
+    """A task id as a message shows it: as it is when printable, else quoted with escapes
+    (an id holding a line break must not break the one-line error)."""
+    text = str(task_id)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def _solved(test: tuple[Pair, ...], outputs: Any, where: str) -> tuple[Pair, ...]:
