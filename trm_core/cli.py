@@ -63,7 +63,7 @@ def amount(text: str) -> float:
 def _environment_failure(error: BaseException, kept: str = "") -> int:
     """A full disk, a folder that cannot be written, or memory run out: one line saying
     what ran out and (``kept``) what is safe."""
-    from .run import describe_os_error
+    from .devices import describe_os_error
 
     if isinstance(error, OSError):
         what = describe_os_error(error)

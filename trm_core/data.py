@@ -16,7 +16,6 @@ import os
 import reprlib
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -115,15 +114,12 @@ def honour_umask(root: Path) -> None:
 
     ``tempfile`` makes its folders and files private (0o700, 0o600); a data folder built
     in one and renamed into a shared cache must be readable as any other file the user
-    writes. The umask is read from a probe folder (``os.umask`` would change it for
-    every thread meanwhile).
+    writes. The umask is :func:`trm_core.checkpoint.current_umask`, the one atomic
+    writes use.
     """
-    probe = Path(root) / f".umask-{uuid.uuid4().hex}"
-    os.mkdir(probe, 0o777)
-    try:
-        folder_mode = probe.stat().st_mode & 0o777
-    finally:
-        probe.rmdir()
+    from .checkpoint import current_umask  # checkpoint builds on the model; data does not
+
+    folder_mode = 0o777 & ~current_umask()
     file_mode = folder_mode & 0o666
     for place, _folders, files in os.walk(root):
         os.chmod(place, folder_mode)

@@ -147,6 +147,13 @@ def auto_prefetch(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
+def describe_os_error(error: OSError) -> str:
+    """``no space left on device (runs/x/checkpoints/last.pt)``: what the system said,
+    and the file it said it of."""
+    text = (error.strerror or str(error) or type(error).__name__).lower()
+    return f"{text} ({os.fsdecode(error.filename)})" if error.filename is not None else text
+
+
 def out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is memory running out: Python's MemoryError, CUDA's
     OutOfMemoryError, or the CPU allocator's RuntimeError ("can't allocate memory")."""

@@ -30,7 +30,7 @@ from .config import (
     unstructure,
 )
 from .data import DataError, read_split
-from .devices import auto_device
+from .devices import auto_device, describe_os_error
 from .distributed import World
 from .interfaces import Task
 from .registry import Registry, get_registry
@@ -222,7 +222,7 @@ def new_run_dir(out: str | os.PathLike, config: RunConfig) -> Path:
                 path = base.with_name(f"{base.name}-{n}")
     except OSError as error:
         raise ConfigError(
-            f"--out {out}: cannot make the run folder ({describe_os_error(error)})"
+            f"--out {out}: cannot make the run folder: {describe_os_error(error)}"
         ) from None
 
 
@@ -244,12 +244,3 @@ def read_config(run_dir: Path) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
     return build_run_config(read_yaml(path, "run's config"), where=str(path))
-
-
-def describe_os_error(error: OSError) -> str:
-    """``No space left on device: 'runs/x/metrics.json'``: what the system said, and
-    the file it said it of."""
-    text = error.strerror or str(error) or type(error).__name__
-    if error.filename is not None:
-        text += f": {os.fsdecode(error.filename)!r}"
-    return text

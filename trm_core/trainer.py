@@ -41,7 +41,7 @@ from .checkpoint import (
 )
 from .config import RunConfig, unstructure
 from .data import BatchFeed, Split, TrainSampler, read_split
-from .devices import auto_compile, auto_prefetch, out_of_memory
+from .devices import auto_compile, auto_prefetch, describe_os_error, out_of_memory
 from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
 from .evaluate import evaluate_splits, extra_splits
 from .interfaces import Task
@@ -557,7 +557,7 @@ class Trainer:
             self._show_eval(metrics, every=True)
             raise TrainingError(
                 f"could not write the checkpoint of step {self.step}: "
-                + (_reason(failure) if failure is not None else "on another process")
+                + (describe_os_error(failure) if failure is not None else "on another process")
                 + ". "
                 + self._last_good_checkpoint()
             ) from failure
@@ -568,7 +568,8 @@ class Trainer:
             write()
         except OSError as error:
             raise TrainingError(
-                f"could not write {what}: {_reason(error)}. " + self._last_good_checkpoint()
+                f"could not write {what}: {describe_os_error(error)}. "
+                + self._last_good_checkpoint()
             ) from error
 
     def _out_of_memory(self) -> str:
@@ -607,12 +608,6 @@ class Trainer:
             return flag
         value = torch.tensor([float(flag)], device=self.world.device)
         return bool(all_reduce_sum(value, self.world).item() > 0)
-
-
-def _reason(error: OSError) -> str:
-    """``no space left on device (runs/x/checkpoints/last.pt)`` for an OSError."""
-    text = (error.strerror or str(error)).lower()
-    return f"{text} ({error.filename})" if error.filename else text
 
 
 def rng_state() -> dict[str, Any]:

@@ -480,4 +480,4 @@ def test_a_full_disk_mid_run_is_one_line(refused, run_with, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", "runs/config.yaml")
 
     monkeypatch.setattr(trm_core.run, "atomic_write_text", full)
-    refused(run_main, run_with("--set", "train.steps=2"), "No space left on device")
+    refused(run_main, run_with("--set", "train.steps=2"), "no space left on device")
