@@ -92,8 +92,11 @@ def _annotation_kinds(annotation: Any) -> list[str] | None:
     type itself) allows; None when any part is something else (left to the class)."""
     if annotation is None:
         return None
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    if not isinstance(annotation, str) and not isinstance(annotation, type):
+    if isinstance(annotation, str):
+        text = annotation
+    elif isinstance(annotation, type):
+        text = annotation.__name__
+    else:  # typing objects: typing.Optional[int], int | None
         text = str(annotation).replace("typing.", "")
     while "[" in text:  # dict[str, int | None] -> dict
         text, count = re.subn(r"\[[^\[\]]*\]", "", text)
@@ -123,11 +126,10 @@ def checked_value(field: attrs.Attribute, value: Any, where: str) -> Any:
             continue  # True is an int to Python, never to a config
         if not _KINDS[kind][1](value):
             continue
-        if kind == "int" and not isinstance(value, numbers.Integral):
-            if not (math.isfinite(value) and float(value).is_integer()):
-                continue
-            return int(value)
         if kind == "int":
+            integral = isinstance(value, numbers.Integral)
+            if not integral and not (math.isfinite(value) and float(value).is_integer()):
+                continue
             return int(value)
         if kind == "float":
             try:
