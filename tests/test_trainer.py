@@ -278,3 +278,27 @@ def test_rows_with_hidden_answers_are_left_out_of_the_accuracies():
     metrics = score(prediction, labels, np.array([1.0, 1.0, -1.0]), ignore_id=0)
     assert metrics == {"token_accuracy": 0.5, "exact_accuracy": 0.5, "halt_accuracy": 1.0}
     assert score(prediction[1:2], labels[1:2], None, ignore_id=0) == {}
+
+
+def test_a_compiled_forward_trains_as_the_model_does(tiny_config, batch):
+    """training_step with ``forward=torch.compile(model)`` (the trainer's default on CUDA):
+    the compiled module is called, not truth-tested (an OptimizedModule has no len()), and
+    it computes the step the plain model does. Dynamo's eager backend keeps it quick."""
+    from trm_core.config import TrainConfig
+    from trm_core.model import build_model
+    from trm_core.optim import build_optimizers
+    from trm_core.trainer import training_step
+
+    losses = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build_model(tiny_config, device="cpu")
+        optimizer, rows = build_optimizers(model, TrainConfig())
+        forward = torch.compile(model, backend="eager") if compiled else None
+        carry = model.initial_carry(batch)
+        for _ in range(2):
+            result = training_step(model, carry, batch, optimizer, rows, batch_size=4,
+                                   forward=forward)  # fmt: skip
+            carry = result.carry
+        losses.append(result.loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

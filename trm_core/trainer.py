@@ -111,7 +111,7 @@ def training_step(
         grad_norm: also return the gradients' global norm (after the sum over ranks).
     """
     model.train()
-    carry, out = (forward or model)(carry, batch)
+    carry, out = (model if forward is None else forward)(carry, batch)
     total, metrics = act_loss(
         out, carry.data["labels"], carry.halted, carry.steps,
         loss=loss, halt_loss_weight=halt_loss_weight,
