@@ -208,3 +208,59 @@ def test_configs_written_by_trm_0_1_still_load(tiny_config):
     config = trm_core.config.structure(ModelConfig, {**old, "num_heads": 4, "rope_theta": 100})
     assert config.options == {"attention": {"num_heads": 4}, "grid": {"rope_theta": 100}}
     assert build_model(config, device="cpu").rotary[0].shape == (9 + 4, 32 // 4)
+
+
+# -- the sliced CPU SwiGLU (trm_core.layers.SwiGLU, docs/performance.md) --------------
+
+
+def _swiglu_pass(module, x, grad, sliced: bool, monkeypatch):
+    """Output and gradients (input, gate_up, down) of ``module`` with slicing on or off."""
+    from trm_core import layers
+
+    monkeypatch.setattr(layers, "CPU_SLICE_MAX_WIDTH", 256 if sliced else 0)
+    module.zero_grad()
+    x = x.detach().clone().requires_grad_(True)
+    out = module(x)
+    out.backward(grad)
+    weights = (module.gate_up_proj.weight.grad.clone(), module.down_proj.weight.grad.clone())
+    with torch.no_grad():
+        no_grad_out = module(x)
+    return out.detach(), no_grad_out, x.grad, *weights
+
+
+@pytest.mark.parametrize("width, rows, dtype", [(13, 50, torch.float32), (16, 64, torch.float32),
+                                                (13, 50, torch.bfloat16)])  # fmt: skip
+def test_the_sliced_swiglu_computes_the_plain_one(monkeypatch, width, rows, dtype):
+    """Slices of 8 rows here (a last, shorter one when rows is not a multiple): outputs
+    and gradients equal the plain SwiGLU's to rounding (a matmul over fewer rows may take
+    another kernel; the weight gradients are summed slice by slice)."""
+    from trm_core import layers
+
+    monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 8)
+    torch.manual_seed(0)
+    module = layers.SwiGLU(width, 4.0)
+    x = torch.randn(rows // 5, 5, width).transpose(0, 1).to(dtype)  # strided, as the mixer's
+    grad = torch.randn(5, rows // 5, width).to(dtype)
+    sliced = _swiglu_pass(module, x, grad, True, monkeypatch)
+    plain = _swiglu_pass(module, x, grad, False, monkeypatch)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2  # bfloat16: plain sums in bfloat16
+    names = ("output", "no-grad output", "input gradient", "gate_up gradient", "down gradient")
+    for what, a, b in zip(names, sliced, plain, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype, what
+        scale = b.abs().max().item()
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance * scale, msg=what)
+
+
+def test_the_swiglu_is_sliced_only_where_it_pays(monkeypatch):
+    """On the CPU, at least two slices of rows, inputs at most CPU_SLICE_MAX_WIDTH wide."""
+    from trm_core import layers
+
+    calls = []
+    real = layers._sliced_forward
+    monkeypatch.setattr(layers, "_sliced_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 8)
+    with torch.no_grad():
+        for width, rows, expected in ((16, 16, 1), (16, 15, 0), (257, 64, 0), (256, 64, 1)):
+            calls.clear()
+            layers.SwiGLU(width, 1.0)(torch.randn(rows, width))
+            assert len(calls) == expected, (width, rows)

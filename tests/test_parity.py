@@ -391,6 +391,26 @@ def test_parity_with_reference_checkpoint(
     run_parity(model, OracleTRM(sd, cfg), batches, cfg.halt_max_steps)
 
 
+@pytest.mark.parametrize("recipe", ["mlp_t-none", "attention-rope"])
+def test_parity_through_the_sliced_cpu_swiglu(tmp_path: Path, monkeypatch, recipe: str) -> None:
+    """The CPU SwiGLUs run in slices of rows (here 8, so that every SwiGLU of the tiny
+    recipes is sliced): still within the parity tolerance of the oracle."""
+    import trm_core
+    from trm_core import layers
+
+    monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 8)
+    cfg = tiny_reference_config(recipe)
+    sd = state_dict_for(cfg, seed=RECIPE_SEEDS[recipe])
+    path = write_checkpoint(tmp_path, sd)
+    model = trm_core.load_reference_checkpoint(path, device="cpu", **model_options(cfg, full=True))
+    calls = []
+    real = layers._sliced_forward
+    monkeypatch.setattr(layers, "_sliced_forward", lambda *a: calls.append(1) or real(*a))
+    batch = make_batch(cfg, batch_size=3, seed=11)
+    run_parity(model, OracleTRM(sd, cfg), [batch] * (cfg.halt_max_steps + 1), cfg.halt_max_steps)
+    assert calls, "the SwiGLUs were not sliced"
+
+
 def test_parity_with_bfloat16_initial_states(tmp_path: Path) -> None:
     """A bfloat16-trained reference stores H_init/L_init in bfloat16; loading for a
     float32 forward copies them into float32 buffers."""

@@ -131,6 +131,13 @@ def swiglu_width(width: int, expansion: float) -> int:
     return -(-inter // 256) * 256
 
 
+#: Rows per slice of a CPU SwiGLU run without gradient (:meth:`SwiGLU.forward`).
+CPU_SLICE_ROWS = 512
+#: The widest input a CPU SwiGLU is sliced for: past it the matmuls outweigh the memory
+#: traffic slicing saves (docs/performance.md).
+CPU_SLICE_MAX_WIDTH = 256
+
+
 class SwiGLU(nn.Module):
     """``down(silu(gate) * up)`` with gate and up stacked gate-first in one projection."""
 
@@ -141,8 +148,91 @@ class SwiGLU(nn.Module):
         self.down_proj = CastedLinear(inter, width)
 
     def forward(self, x: Tensor) -> Tensor:
+        width = x.shape[-1]
+        rows = x.numel() // width if width else 0
+        if x.device.type == "cpu" and width <= CPU_SLICE_MAX_WIDTH and rows >= 2 * CPU_SLICE_ROWS:
+            flat = x.reshape(rows, width)
+            weights = (self.gate_up_proj.weight, self.down_proj.weight)
+            if torch.is_grad_enabled():
+                out = _SlicedSwiGLU.apply(flat, *weights)
+            else:
+                out = _sliced_forward(flat, *(w.to(x.dtype) for w in weights))[0]
+            return out.view(*x.shape[:-1], width)
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
+
+
+def _sliced_forward(
+    x: Tensor, gate_up: Tensor, down: Tensor, keep: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """A CPU SwiGLU over [R, K] rows, CPU_SLICE_ROWS rows at a time: each slice's
+    ``[rows, 2I]`` projection stays in cache from its matmul through the SiLU to the down
+    matmul, instead of a full-size one travelling through memory (and being allocated,
+    page by page, at each call). The result equals the unsliced one to rounding (on the
+    shapes of the presets, bit for bit: a matmul over fewer rows may take another kernel).
+
+    Returns ``(out [R, K], the [R, 2I] projection when keep else None)``."""
+    out = x.new_empty(x.shape[0], down.shape[0])
+    projection = x.new_empty(x.shape[0], gate_up.shape[0]) if keep else None
+    for start in range(0, x.shape[0], CPU_SLICE_ROWS):
+        stop = start + CPU_SLICE_ROWS
+        if projection is None:
+            part = F.linear(x[start:stop], gate_up)
+        else:
+            part = torch.mm(x[start:stop], gate_up.t(), out=projection[start:stop])
+        gate, up = part.chunk(2, dim=-1)
+        torch.mm(F.silu(gate).mul_(up), down.t(), out=out[start:stop])
+    return out, projection
+
+
+def _accumulate(total: Tensor, a: Tensor, b: Tensor) -> None:
+    """``total += a @ b`` (total may be float32 while a and b are bfloat16)."""
+    if total.dtype == a.dtype:
+        total.addmm_(a, b)
+    else:
+        total.add_(a @ b)
+
+
+class _SlicedSwiGLU(torch.autograd.Function):
+    """The sliced CPU SwiGLU with gradient. Forward keeps the ``[R, 2I]`` projection
+    (which autograd would keep too); backward walks the same slices: the down matmul's
+    input is recomputed from the kept projection in cache, and the slice's gate and up
+    gradients are written side by side into one reused buffer (no concatenation).
+    Weight gradients are summed slice by slice in float32 (a different summation order
+    from one large matmul: equal to rounding)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gate_up: Tensor, down: Tensor) -> Tensor:
+        out, projection = _sliced_forward(x, gate_up.to(x.dtype), down.to(x.dtype), keep=True)
+        ctx.save_for_backward(x, projection, gate_up, down)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, projection, gate_up_master, down_master = ctx.saved_tensors
+        gate_up, down = gate_up_master.to(x.dtype), down_master.to(x.dtype)
+        grad_out = grad_out.contiguous()
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        grad_gate_up = torch.zeros_like(gate_up_master)
+        grad_down = torch.zeros_like(down_master)
+        width = down.shape[1]  # I
+        buffer = x.new_empty(min(CPU_SLICE_ROWS, x.shape[0]), 2 * width)
+        for start in range(0, x.shape[0], CPU_SLICE_ROWS):
+            stop = min(start + CPU_SLICE_ROWS, x.shape[0])
+            d_out, inputs = grad_out[start:stop], x[start:stop]
+            gate, up = projection[start:stop].chunk(2, dim=-1)
+            d_both = buffer[: stop - start]
+            d_gate, d_up = d_both.chunk(2, dim=-1)
+            d_hidden = d_out @ down  # [rows, I]
+            activated = F.silu(gate)
+            _accumulate(grad_down, d_out.t(), activated * up)
+            torch.mul(d_hidden, up, out=d_gate)
+            torch.ops.aten.silu_backward.grad_input(d_gate, gate, grad_input=d_gate)
+            torch.mul(activated, d_hidden, out=d_up)
+            if grad_x is not None:
+                torch.mm(d_both, gate_up, out=grad_x[start:stop])
+            _accumulate(grad_gate_up, d_both.t(), inputs)
+        return grad_x, grad_gate_up, grad_down
 
 
 class Block(nn.Module):
