@@ -217,3 +217,22 @@ def test_trm_eval_under_torchrun_shares_the_examples_and_reports_once(reverse, t
     for name, value in want.items():
         assert metrics[name] == pytest.approx(value, abs=1e-6), name
     assert metrics["examples"] == 64 and metrics["more/examples"] == 24
+
+
+def test_evaluation_and_plain_prediction_run_in_inference_mode(reverse, monkeypatch):
+    """trm-eval's evaluation and trm-solve's plain answers build no autograd state at all
+    (torch.inference_mode); a strategy's answers keep the contract's torch.no_grad."""
+    run = trm_core.load_run(_train(reverse, "cpu", "model.halt_max_steps=2"))
+    modes = []
+    forward = type(run.model).forward
+
+    def recorded(model, *args):
+        modes.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+        return forward(model, *args)
+
+    monkeypatch.setattr(type(run.model), "forward", recorded)
+    run.predict(torch.randint(1, 4, (3, run.model.config.seq_len)).numpy())
+    assert modes and all(inference for inference, _ in modes)
+    modes.clear()
+    run.evaluate(max_examples=4)
+    assert modes and all(inference and not grad for inference, grad in modes)

@@ -119,7 +119,7 @@ class EvalResult:
     by_step: list[float] | None = None  # exact accuracy after 1..halt_max_steps steps
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: TRMModel,
     task: Task,
@@ -129,6 +129,9 @@ def evaluate(
     out_dir: Path | None = None,
 ) -> EvalResult:
     """Run the model over (a prefix of) ``split``; every rank takes its share.
+
+    Runs under ``torch.inference_mode`` (no autograd bookkeeping at all; the tensors
+    made here never enter a training step).
 
     The task scores the predictions too (``Task.evaluate_predictions``) and may
     write its outputs into ``out_dir`` (rank 0 only; see :func:`task_scores`).

@@ -98,7 +98,8 @@ class LoadedRun:
                 ),
             }
             if strategy is None:
-                prediction, halt_logits = unroll(self.model, batch)
+                with torch.inference_mode():  # strategies keep their contract's no_grad
+                    prediction, halt_logits = unroll(self.model, batch)
             else:  # the answer selection at the full budget; it may have no halt logit
                 result = strategy.answer(self.model, self.task, batch, start)
                 prediction = next(iter(result.by_budget[max(result.by_budget)].values()))
