@@ -237,6 +237,7 @@ def test_the_sliced_swiglu_computes_the_plain_one(monkeypatch, width, rows, dtyp
     from trm_core import layers
 
     monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 8)
+    monkeypatch.setattr(layers, "CPU_SLICE_MIN_GRAD_BYTES", 0)
     torch.manual_seed(0)
     module = layers.SwiGLU(width, 4.0)
     x = torch.randn(rows // 5, 5, width).transpose(0, 1).to(dtype)  # strided, as the mixer's
@@ -252,15 +253,26 @@ def test_the_sliced_swiglu_computes_the_plain_one(monkeypatch, width, rows, dtyp
 
 
 def test_the_swiglu_is_sliced_only_where_it_pays(monkeypatch):
-    """On the CPU, at least two slices of rows, inputs at most CPU_SLICE_MAX_WIDTH wide."""
+    """On the CPU, at least two slices of rows, inputs at most CPU_SLICE_MAX_WIDTH wide;
+    with gradient only from CPU_SLICE_MIN_GRAD_BYTES of projection up."""
     from trm_core import layers
 
-    calls = []
-    real = layers._sliced_forward
-    monkeypatch.setattr(layers, "_sliced_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 8)
-    with torch.no_grad():
-        for width, rows, expected in ((16, 16, 1), (16, 15, 0), (257, 64, 0), (256, 64, 1)):
-            calls.clear()
-            layers.SwiGLU(width, 1.0)(torch.randn(rows, width))
-            assert len(calls) == expected, (width, rows)
+    cases = ((16, 16, True), (16, 15, False), (257, 64, False), (256, 64, True))
+    for width, rows, expected in cases:
+        module, x = layers.SwiGLU(width, 1.0), torch.randn(rows, width)
+        with torch.no_grad():
+            assert module._sliced(x) is expected, (width, rows)
+        projection = rows * module.gate_up_proj.weight.shape[0] * 4  # float32 bytes
+        monkeypatch.setattr(layers, "CPU_SLICE_MIN_GRAD_BYTES", projection)
+        assert module._sliced(x) is expected, (width, rows)
+        monkeypatch.setattr(layers, "CPU_SLICE_MIN_GRAD_BYTES", projection + 1)
+        assert module._sliced(x) is False, (width, rows)
+        with torch.no_grad():
+            assert module._sliced(x) is expected, (width, rows)  # no gradient: no minimum
+    # The presets' sizes: tiny-sudoku-mlp's 32 MiB projections are sliced in training,
+    # the Sudoku cpu preset's 8-10 MiB ones only in evaluation.
+    monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 512)
+    monkeypatch.setattr(layers, "CPU_SLICE_MIN_GRAD_BYTES", 16 * 2**20)
+    assert layers.SwiGLU(97, 4.0)._sliced(torch.empty(64 * 128, 97))
+    assert not layers.SwiGLU(64, 4.0)._sliced(torch.empty(64 * 81, 64))

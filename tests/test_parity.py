@@ -399,6 +399,7 @@ def test_parity_through_the_sliced_cpu_swiglu(tmp_path: Path, monkeypatch, recip
     from trm_core import layers
 
     monkeypatch.setattr(layers, "CPU_SLICE_ROWS", 8)
+    monkeypatch.setattr(layers, "CPU_SLICE_MIN_GRAD_BYTES", 0)
     cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=RECIPE_SEEDS[recipe])
     path = write_checkpoint(tmp_path, sd)

@@ -531,8 +531,10 @@ def bench(
         seconds = runner.timed_step()
         times.append(seconds)
         log(f"step {index + 1}/{steps} {seconds * 1e3:.0f} ms")
+    split = None
     if profile:
-        log(profile_step(runner))
+        table, split = profile_step(runner)
+        log(table)
 
     peak_end = measure_matmul_peak(forward_dtype, runner.device, max_size=peak_start["size"])
     peak = max(peak_start, peak_end, key=lambda p: p["gflops"])
@@ -551,6 +553,7 @@ def bench(
         "threads": torch.get_num_threads(),
         "compile": use_compile,
         "compile_first_step_s": compile_s,
+        "profile_ms": split,
         "parameters": runner.model.num_parameters(),
         "step_ms": [t * 1e3 for t in times],
         "median_ms": median * 1e3,
@@ -575,16 +578,81 @@ def bench(
     }
 
 
-def profile_step(runner: StepRunner, rows: int = 25) -> str:
-    """One step under torch.profiler: the top ops by self CPU time, as a table."""
+#: The categories of trm-bench --profile's split, in print order.
+CATEGORIES = ("matmuls", "casts", "elementwise", "norms", "SwiGLU backward cat",
+              "copies", "optimisers", "Python and the rest")  # fmt: skip
+_MATMULS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
+            "aten::_scaled_dot_product_flash_attention_for_cpu",
+            "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+            "aten::_flash_attention_forward", "aten::_flash_attention_backward",
+            "aten::_efficient_attention_forward", "aten::_efficient_attention_backward",
+            "aten::_scaled_dot_product_cudnn_attention",
+            "aten::_scaled_dot_product_cudnn_attention_backward"}  # fmt: skip
+#: Backward nodes of rms_norm's forward ops.
+_NORM_BACKWARD = ("RsqrtBackward", "MeanBackward", "PowBackward")
+_COPIES = {"aten::copy_", "aten::clone", "aten::contiguous"}
+
+
+def _category(event: Any) -> str:
+    """The split category of one profiler event (by its name and its enclosing events)."""
+    from .layers import NORM_SCOPE
+    from .trainer import OPTIMIZER_SCOPE
+
+    names = []
+    parent = event.cpu_parent
+    while parent is not None:
+        names.append(parent.name)
+        parent = parent.cpu_parent
+    if OPTIMIZER_SCOPE in names:
+        return "optimisers"
+    if event.name in _MATMULS:
+        return "matmuls"
+    if NORM_SCOPE in names or any(n in name for name in names[:3] for n in _NORM_BACKWARD):
+        return "norms"
+    if "aten::_to_copy" in names[:2] or event.name == "aten::_to_copy":
+        return "casts"
+    if event.name == "aten::cat":
+        return "SwiGLU backward cat"
+    if event.name in _COPIES:
+        return "copies"
+    return "elementwise"
+
+
+def profile_split(events: Any, wall_ms: float) -> dict[str, float]:
+    """Milliseconds of one profiled step by category: every op's own (self) CPU time
+    summed into :data:`CATEGORIES`; "Python and the rest" is the wall time the ops do
+    not account for (interpreter, autograd bookkeeping, waits)."""
+    split = dict.fromkeys(CATEGORIES, 0.0)
+    for event in events:
+        if event.device_type.name != "CPU" or event.self_cpu_time_total <= 0:
+            continue
+        if not event.name.startswith("aten::"):
+            continue  # scopes and autograd nodes: their ops are counted themselves
+        split[_category(event)] += event.self_cpu_time_total / 1e3
+    split["Python and the rest"] = max(0.0, wall_ms - sum(split.values()))
+    return split
+
+
+def profile_step(runner: StepRunner, rows: int = 25) -> tuple[str, dict[str, float]]:
+    """One step under torch.profiler: the top ops by self CPU time as a table, and the
+    step's :func:`profile_split` (CPU time; on a GPU the table has the kernels)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
     if runner.device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as prof:
-        runner.timed_step()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+        wall = runner.timed_step() * 1e3
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return table, profile_split(prof.events(), wall)
+
+
+def format_split(split: dict[str, float]) -> str:
+    """The split as lines of ``category  ms  percent``."""
+    total = sum(split.values()) or 1.0
+    lines = [f"  profile of one step ({total:.0f} ms):"]
+    lines += [f"    {name:22s} {ms:9.1f} ms {100 * ms / total:5.1f}%" for name, ms in split.items()]
+    return "\n".join(lines)
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -616,6 +684,8 @@ def format_result(result: dict[str, Any]) -> str:
         lines.append(f"  compile      first step {result['compile_first_step_s']:.1f} s")
     if load is not None:
         lines.append(f"  load average {load[0]:.2f} (1 min) at start, {os.cpu_count()} CPUs")
+    if result.get("profile_ms"):
+        lines.append(format_split(result["profile_ms"]))
     against = result.get("compare")
     if against is not None:
         before = against["before_peak_fraction"]

@@ -39,10 +39,15 @@ def trunc_normal_(tensor: Tensor, std: float, bound: float = 2.0) -> Tensor:
 
 def rms_norm(hidden: Tensor, eps: float) -> Tensor:
     """Weightless RMSNorm over the last axis, computed in float32."""
-    dtype = hidden.dtype
-    hidden = hidden.float()
-    hidden = hidden * torch.rsqrt(hidden.square().mean(-1, keepdim=True) + eps)
-    return hidden.to(dtype)
+    with torch.profiler.record_function(NORM_SCOPE):  # for trm-bench --profile's split
+        dtype = hidden.dtype
+        hidden = hidden.float()
+        hidden = hidden * torch.rsqrt(hidden.square().mean(-1, keepdim=True) + eps)
+        return hidden.to(dtype)
+
+
+#: The profiler scope of :func:`rms_norm`'s forward (trm-bench --profile).
+NORM_SCOPE = "trm::rms_norm"
 
 
 class CastedLinear(nn.Module):
@@ -136,10 +141,21 @@ CPU_SLICE_ROWS = 512
 #: The widest input a CPU SwiGLU is sliced for: past it the matmuls outweigh the memory
 #: traffic slicing saves (docs/performance.md).
 CPU_SLICE_MAX_WIDTH = 256
+#: With gradient, the smallest full ``[rows, 2I]`` projection (bytes) worth slicing: below
+#: it the slices' extra weight-gradient matmuls cost what the cache saves.
+CPU_SLICE_MIN_GRAD_BYTES = 16 * 2**20
 
 
 class SwiGLU(nn.Module):
-    """``down(silu(gate) * up)`` with gate and up stacked gate-first in one projection."""
+    """``down(silu(gate) * up)`` with gate and up stacked gate-first in one projection.
+
+    On a CPU, over inputs at most CPU_SLICE_MAX_WIDTH wide and at least two slices of
+    CPU_SLICE_ROWS rows, the rows run slice by slice (:func:`_sliced_forward`): always
+    without gradient (evaluation, the first T-1 cycles), and with gradient
+    (:class:`_SlicedSwiGLU`) when the full projection would take at least
+    CPU_SLICE_MIN_GRAD_BYTES. The same result to rounding; measured in
+    docs/performance.md. Not under ``torch.compile``, which fuses the plain graph.
+    """
 
     def __init__(self, width: int, expansion: float) -> None:
         super().__init__()
@@ -148,10 +164,9 @@ class SwiGLU(nn.Module):
         self.down_proj = CastedLinear(inter, width)
 
     def forward(self, x: Tensor) -> Tensor:
-        width = x.shape[-1]
-        rows = x.numel() // width if width else 0
-        if x.device.type == "cpu" and width <= CPU_SLICE_MAX_WIDTH and rows >= 2 * CPU_SLICE_ROWS:
-            flat = x.reshape(rows, width)
+        if self._sliced(x):
+            width = x.shape[-1]
+            flat = x.reshape(-1, width)
             weights = (self.gate_up_proj.weight, self.down_proj.weight)
             if torch.is_grad_enabled():
                 out = _SlicedSwiGLU.apply(flat, *weights)
@@ -160,6 +175,21 @@ class SwiGLU(nn.Module):
             return out.view(*x.shape[:-1], width)
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
+
+    def _sliced(self, x: Tensor) -> bool:
+        """Whether this call runs in slices (the class docstring's rule)."""
+        width = x.shape[-1]
+        if x.device.type != "cpu" or width > CPU_SLICE_MAX_WIDTH or width == 0:
+            return False
+        if torch.compiler.is_compiling():  # torch.compile fuses the plain graph
+            return False
+        rows = x.numel() // width
+        if rows < 2 * CPU_SLICE_ROWS:
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        projection = rows * self.gate_up_proj.weight.shape[0] * x.element_size()
+        return projection >= CPU_SLICE_MIN_GRAD_BYTES
 
 
 def _sliced_forward(
