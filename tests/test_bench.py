@@ -199,3 +199,22 @@ def test_compare_prints_the_ratio_against_a_saved_result(tmp_path, capsys):
         assert fragment in capsys.readouterr().err
     assert main([*argv, "--compare", str(tmp_path / "none.json")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_the_profile_splits_a_step_into_its_categories(tiny_config):
+    """--profile's split: every category present, the step's matmuls, norms and optimiser
+    steps found, the parts summing to the profiled step's wall time."""
+    from trm_core import bench
+
+    tiny_config["mixer"] = "mlp"
+    tiny_config["options"] = {"grid": {"positions": "none"}}
+    runner = bench.StepRunner(tiny_config, batch=2, device="cpu")
+    runner.step()
+    table, split = bench.profile_step(runner)
+    assert "aten::mm" in table
+    assert list(split) == list(bench.CATEGORIES)
+    for category in ("matmuls", "elementwise", "norms", "backward cat", "optimisers"):
+        assert split[category] > 0, category
+    assert all(ms >= 0 for ms in split.values())
+    assert "profile of one step" in bench.format_split(split)
+    assert "optimisers" in bench.format_split(split)

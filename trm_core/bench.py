@@ -17,7 +17,10 @@ Usage::
 
     trm-bench --preset paper-sudoku-mlp [--batch 16] [--steps 10] [--warmup 2]
               [--dtype auto|float32|bfloat16] [--device auto|cpu|cuda] [--compile]
-              [--peak-tflops T] [--json]
+              [--peak-tflops T] [--profile] [--compare BEFORE.json] [--json]
+
+``--profile`` profiles one more step and splits its time by category
+(:func:`profile_split`, docs/performance.md).
 
 On a GPU, MFU (model FLOPs utilisation) is also reported against the GPU's dense
 bfloat16 datasheet peak (``DATASHEET_BF16_TFLOPS``, or ``--peak-tflops``).
@@ -344,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument(
         "--profile", action="store_true",
-        help="profile one more step with torch.profiler; print the top ops to stderr",
+        help="profile one more step with torch.profiler: the top ops on stderr, and its "
+        "time split into matmuls, casts, elementwise, norms, backward cat, copies, "
+        "optimisers and the rest",
     )  # fmt: skip
     parser.add_argument(
         "--peak-tflops", type=float,
@@ -579,7 +584,7 @@ def bench(
 
 
 #: The categories of trm-bench --profile's split, in print order.
-CATEGORIES = ("matmuls", "casts", "elementwise", "norms", "SwiGLU backward cat",
+CATEGORIES = ("matmuls", "casts", "elementwise", "norms", "backward cat",
               "copies", "optimisers", "Python and the rest")  # fmt: skip
 _MATMULS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
             "aten::_scaled_dot_product_flash_attention_for_cpu",
@@ -612,7 +617,7 @@ def _category(event: Any) -> str:
     if "aten::_to_copy" in names[:2] or event.name == "aten::_to_copy":
         return "casts"
     if event.name == "aten::cat":
-        return "SwiGLU backward cat"
+        return "backward cat"
     if event.name in _COPIES:
         return "copies"
     return "elementwise"
