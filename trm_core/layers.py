@@ -136,7 +136,7 @@ def swiglu_width(width: int, expansion: float) -> int:
     return -(-inter // 256) * 256
 
 
-#: Rows per slice of a CPU SwiGLU run without gradient (:meth:`SwiGLU.forward`).
+#: Rows per slice of a sliced CPU SwiGLU (:meth:`SwiGLU.forward`), forward and backward.
 CPU_SLICE_ROWS = 512
 #: The widest input a CPU SwiGLU is sliced for: past it the matmuls outweigh the memory
 #: traffic slicing saves (docs/performance.md).
@@ -203,16 +203,14 @@ def _sliced_forward(
 
     Returns ``(out [R, K], the [R, 2I] projection when keep else None)``."""
     out = x.new_empty(x.shape[0], down.shape[0])
-    projection = x.new_empty(x.shape[0], gate_up.shape[0]) if keep else None
+    # The whole projection when it is kept, else one slice's, reused by every slice.
+    projection = x.new_empty(x.shape[0] if keep else CPU_SLICE_ROWS, gate_up.shape[0])
     for start in range(0, x.shape[0], CPU_SLICE_ROWS):
-        stop = start + CPU_SLICE_ROWS
-        if projection is None:
-            part = F.linear(x[start:stop], gate_up)
-        else:
-            part = torch.mm(x[start:stop], gate_up.t(), out=projection[start:stop])
-        gate, up = part.chunk(2, dim=-1)
+        stop = min(start + CPU_SLICE_ROWS, x.shape[0])
+        part = projection[start:stop] if keep else projection[: stop - start]
+        gate, up = torch.mm(x[start:stop], gate_up.t(), out=part).chunk(2, dim=-1)
         torch.mm(F.silu(gate).mul_(up), down.t(), out=out[start:stop])
-    return out, projection
+    return out, projection if keep else None
 
 
 def _accumulate(total: Tensor, a: Tensor, b: Tensor) -> None:
