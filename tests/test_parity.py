@@ -325,7 +325,11 @@ def test_oracle_act_carry_semantics(recipe: str) -> None:
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_oracle_float32_rounding_stays_far_below_parity_tolerance(recipe: str) -> None:
     """float32 vs float64 oracle: the recursion does not amplify rounding toward 1e-5,
-    so two correct float32 implementations can meet the parity tolerance."""
+    so two correct float32 implementations can meet the parity tolerance.
+
+    The error depends on the CPU's matmul kernels (their accumulation order): at most
+    1.5e-6 measured on an AMX Xeon (the mlp_t recipe's halt logits), under 1e-6 on an
+    AVX2 EPYC; the bound keeps 4x below the tolerance on every machine."""
     cfg = tiny_reference_config(recipe)
     sd = state_dict_for(cfg, seed=9)
     o32, o64 = OracleTRM(sd, cfg), OracleTRM(sd, cfg, dtype=torch.float64)
@@ -337,7 +341,7 @@ def test_oracle_float32_rounding_stays_far_below_parity_tolerance(recipe: str) -
         for key in ("logits", "halt_logits"):
             exact = out64[key]
             err = (out32[key].double() - exact).abs().max().item() / exact.abs().max().item()
-            assert err < RTOL / 10, f"{key}: float32 relative error {err:.2e}"
+            assert err < RTOL / 4, f"{key}: float32 relative error {err:.2e}"
 
 
 # --------------------------------------------------------------------------- parity with trm_core
