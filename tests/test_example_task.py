@@ -2,9 +2,11 @@
 
 - In-process: the task registered with the ``trm_registry`` fixture; the rule on
   known patterns; the augmentations (exact symmetries of the torus) and their
-  inverses; strict options; metrics; answers checked by the rule.
+  inverses; strict options; metrics; answers checked by the rule; files of boards
+  read as the built splits store them.
 - End to end: ``trm-run`` trains the cpu preset for a few seconds and it learns
-  beyond copying the board; ``trm-eval`` and ``trm-solve`` use the run.
+  beyond copying the board; ``trm-eval`` (also on a file of boards) and
+  ``trm-solve`` use the run.
 - Installed for real: ``pip install`` into a scratch virtual environment, where
   ``trm-plugins --json`` lists the task ``life`` from ``trm-task-life``.
 - The walkthrough docs/writing-a-task.md shows the example's files byte for byte.
@@ -193,8 +195,10 @@ def test_the_task_augments_and_inverts(seed, cells):
 
 
 def test_the_task_declares_its_capabilities():
-    for capability in ("augment", "inverse_augment", "parse_puzzle"):
+    for capability in ("augment", "inverse_augment", "parse_puzzle", "read_data"):
         assert trm_task_life.LifeTask.supports(capability), capability
+    for capability in ("export_state", "import_state"):  # it keeps no state of its data
+        assert not trm_task_life.LifeTask.supports(capability), capability
 
 
 # -- text, answers, pictures --------------------------------------------------------------
@@ -312,6 +316,50 @@ def test_build_dataset_writes_true_examples_once(life, tmp_path):
     assert (np.asarray(again.inputs) == np.asarray(splits["train"].inputs)).all()
 
 
+def test_read_data_reads_boards_as_the_built_split_stores_them(life, tmp_path):
+    options = {"seed": 1, "side": 6, "train_count": 5, "test_count": 12}
+    life.configure(options)
+    out = life.build_dataset(options, tmp_path / "data")
+    stored = trm_core.read_split(out / "test", life)
+    boards = ["/".join(life.render_text(row).splitlines()) for row in stored.inputs]
+    path = tmp_path / "boards.txt"
+    path.write_text("\n".join(boards[:6]) + "\n\n  " + "\n".join(boards[6:]) + "\n")
+    read = life.read_data(path)
+    assert read.path == path
+    for name in ("inputs", "labels", "puzzle_identifiers"):
+        assert np.array_equal(getattr(read, name), getattr(stored, name)), name
+        assert getattr(read, name).dtype == getattr(stored, name).dtype, name
+    lines = [*range(1, 7), *range(8, 14)]
+    assert read.metadata == {**stored.metadata, "source_lines": lines}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source,question,answer\n", ", line 1: not a Life board: expected one board a line, "
+         "rows of . (dead) and # (alive) separated by /, got 'source,question,answer'"),
+        ("\n" + "\n".join(["........"] * 8) + "\n", ", line 2: a board is 8 rows of 8 cells, "
+         "got 1 rows of [8] cells (expected one board a line"),
+        ("......../" * 7 + "........\n" + "....../" * 5 + "......\n",
+         ", line 2: a 6x6 board, but the model takes 8x8 boards (its data.options.side)"),
+        ("......../" * 7 + ".......\n", ", line 1: a board is 8 rows of 8 cells, got 8 rows of"),
+        ("\n \n", ": no board; expected one board a line"),
+        (b"\xff", ", line 1: not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_read_data_names_the_file_the_line_and_what_is_wrong(life, tmp_path, text, message):
+    path = tmp_path / "boards.txt"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(trm_core.DataError) as error:
+        life.read_data(path)
+    assert str(error.value).startswith(f"{path}{message}")
+
+
+def test_read_data_names_a_missing_file(life, tmp_path):
+    with pytest.raises(trm_core.DataError, match=r"missing\.txt: no such file"):
+        life.read_data(tmp_path / "missing.txt")
+
+
 # -- end to end: trm-run, trm-eval, trm-solve ------------------------------------------------
 
 #: Training steps of the learning test: a few seconds of the cpu preset.
@@ -391,6 +439,20 @@ def test_trm_eval_scores_the_run(trained_run, trm_registry, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["step"] == STEPS
     assert {"token_accuracy", "exact_accuracy", "changed_cell_accuracy"} <= set(report["metrics"])
+
+
+def test_trm_eval_scores_a_file_of_boards(trained_run, trm_registry, tmp_path, capsys):
+    trm_registry.add_plugin(trm_task_life, distribution="trm-task-life", version=VERSION)
+    boards = [place(GLIDER, at=(2, 2)), place(BLINKER, at=(5, 1)), place(BLOCK, at=(7, 7))]
+    path = tmp_path / "boards.txt"
+    path.write_text("".join("/".join(board.to_text(b.ravel()).split()) + "\n" for b in boards))
+    assert eval_main(["--run", str(trained_run), "--data", str(path), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["boards/examples"] == 3
+    assert {"boards/exact_accuracy", "boards/changed_cell_accuracy"} <= set(metrics)
+    path.write_text("....../" * 5 + "......\n")  # a 6x6 board for the 8x8 model
+    assert eval_main(["--run", str(trained_run), "--data", str(path)]) == 2
+    assert f"{path}, line 1: a 6x6 board, but the model takes 8x8" in capsys.readouterr().err
 
 
 def test_trm_solve_answers_and_checks_a_board(trained_run, trm_registry, capsys):
@@ -533,6 +595,6 @@ def test_the_walkthrough_names_every_required_member_and_capability():
     required = ("vocab_size", "grid_shape", "presets()", "build_dataset(", "metrics(")
     optional = ("augment(", "inverse_augment(", "parse_puzzle(", "render_text(", "render_image(",
                 "configure(", "read_puzzles(", "training_example(", "evaluate_predictions(",
-                "check_answer(", "data_version")  # fmt: skip
+                "check_answer(", "read_data(", "data_version")  # fmt: skip
     missing = [name for name in (*required, *optional) if f"`{name}" not in text]
     assert not missing, f"docs/writing-a-task.md does not mention {missing}"

@@ -72,7 +72,11 @@ class ReverseTask(Task):
         rng = np.random.default_rng(options.get("seed", 0))
         for split in ("train", "test"):
             inputs = rng.integers(1, DIGITS + 1, size=(options[split], LENGTH))
-            write_split(out_dir / split, inputs, inputs[:, ::-1], task="reverse")
+            ids = None
+            if options.get("identifiers"):  # a puzzle identifier each: 1..k (test: 1..k/2)
+                k = options["identifiers"] // (1 if split == "train" else 2)
+                ids = 1 + np.arange(len(inputs)) % k
+            write_split(out_dir / split, inputs, inputs[:, ::-1], ids, task="reverse")
         if options.get("extra"):  # an extra held-out set, scored once after training
             inputs = rng.integers(1, DIGITS + 1, size=(options["extra"], LENGTH))
             write_split(out_dir / "extra" / "more", inputs, inputs[:, ::-1], task="reverse")
@@ -110,6 +114,30 @@ class ReverseTask(Task):
         if len(text) != LENGTH or not all(ch in "01234" for ch in text):
             raise ValueError(f"expected {LENGTH} digits 0-4, got {text!r}")
         return np.array([int(ch) + 1 for ch in text])
+
+    def read_data(self, path: Path) -> trm_core.Split:
+        """A ``.rev`` file: a row of digits 0-4 a line; the answer is the row reversed."""
+        path = Path(path)
+        if path.suffix != ".rev":
+            raise trm_core.DataError(f"{path}: not a reverse file (*.rev)")
+        rows = []
+        for number, line in enumerate(trm_core.read_text_file(path).splitlines(), start=1):
+            try:
+                rows.append(self.parse_puzzle(line))
+            except ValueError as error:
+                raise trm_core.DataError(f"{path}, line {number}: {error}") from None
+        inputs = np.stack(rows)
+        return trm_core.make_split(path, inputs, inputs[:, ::-1], task="reverse")
+
+    def export_state(self, data_dir: Path) -> dict[str, Any]:
+        """A toy state: the training split's size and first row."""
+        train = read_split(Path(data_dir) / "train", self)
+        return {"train_examples": len(train), "first_row": np.array(train.inputs[0])}
+
+    def import_state(self, state) -> None:
+        if set(state) != {"train_examples", "first_row"}:
+            raise trm_core.DataError(f"a reverse state holds train_examples and first_row: {state}")
+        self.state = dict(state)
 
 
 @hookimpl

@@ -57,6 +57,33 @@ def write_split(
     **metadata: Any,
 ) -> Path:
     """Write a split folder atomically (built beside ``path``, then renamed into place)."""
+    split = make_split(path, inputs, labels, puzzle_identifiers, **metadata)
+    path, inputs, labels = split.path, split.inputs, split.labels
+    puzzle_identifiers, meta = split.puzzle_identifiers, split.metadata
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        np.save(staging / "inputs.npy", inputs.astype(_token_dtype(inputs)))
+        np.save(staging / "labels.npy", labels.astype(_token_dtype(labels)))
+        np.save(staging / "puzzle_identifiers.npy", puzzle_identifiers.astype(np.int32))
+        (staging / "metadata.json").write_text(json.dumps(meta, indent=2))
+        honour_umask(staging)
+        replace_folder(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def make_split(
+    path: str | os.PathLike,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    puzzle_identifiers: np.ndarray | None = None,
+    **metadata: Any,
+) -> Split:
+    """A split in memory, checked as :func:`write_split` checks one: what
+    ``Task.read_data`` returns (``path`` names where it came from, e.g. the file)."""
     path = Path(path)
     inputs, labels = np.asarray(inputs), np.asarray(labels)
     if inputs.ndim != 2 or inputs.shape != labels.shape:
@@ -74,22 +101,10 @@ def write_split(
         "num_puzzle_identifiers": int(puzzle_identifiers.max(initial=0)) + 1,
         **metadata,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        np.save(staging / "inputs.npy", inputs.astype(_token_dtype(inputs)))
-        np.save(staging / "labels.npy", labels.astype(_token_dtype(labels)))
-        np.save(staging / "puzzle_identifiers.npy", puzzle_identifiers.astype(np.int32))
-        (staging / "metadata.json").write_text(json.dumps(meta, indent=2))
-        honour_umask(staging)
-        _replace_folder(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
+    return Split(path, inputs, labels, puzzle_identifiers, meta)
 
 
-def _replace_folder(new: Path, path: Path) -> None:
+def replace_folder(new: Path, path: Path) -> None:
     """Rename the folder ``new`` to ``path``; an existing ``path`` is first renamed aside
     in one step, then removed, so a reader sees the old split or the new one whole (or,
     for a moment, none), never a mix of both or a half-deleted one."""

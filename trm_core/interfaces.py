@@ -233,7 +233,14 @@ class HaltingHead(Component):
 
 #: The optional Task members that have no default behaviour: a task has the
 #: capability when its class defines the member (``Task.supports``).
-CAPABILITIES = ("augment", "inverse_augment", "parse_puzzle")
+CAPABILITIES = (
+    "augment",
+    "inverse_augment",
+    "parse_puzzle",
+    "read_data",
+    "export_state",
+    "import_state",
+)
 
 
 class Task(ABC):
@@ -347,6 +354,42 @@ class Task(ABC):
         Raises ValueError naming what is wrong with the text.
         """
         raise NotImplementedError(self._lacks("parse_puzzle"))
+
+    def read_data(self, path: Path) -> Split:
+        """Capability: one file of puzzles and their answers, in one of the task's own
+        formats, as a split to score (``trm-eval --data FILE``; the split is named after
+        the file).
+
+        Called on a task configured with the model's data options (and given its
+        :meth:`import_state`), so it reads the puzzles the model was trained for. Make
+        the split with :func:`trm_core.make_split`, its ``path`` the file.
+
+        Raises :class:`~trm_core.DataError` naming the file (and the line or puzzle)
+        when the file is none of the task's formats, is malformed, or holds puzzles the
+        model cannot take (another grid size; puzzles it never learned the identifiers
+        of), saying what would make them fit.
+        """
+        raise NotImplementedError(self._lacks("read_data"))
+
+    def export_state(self, data_dir: Path) -> dict[str, Any]:
+        """Capability: what a model folder must keep of the task's built data for the
+        model to answer without it (ARC: which puzzle identifiers belong to which task,
+        and each task's augmentations).
+
+        Args:
+            data_dir: the data folder ``build_dataset`` wrote from the model's options.
+
+        Returns:
+            ``{name: value}``: numpy arrays (kept in ``model.safetensors``) and JSON
+            values (kept in ``config.json``). Names are plain identifiers.
+        """
+        raise NotImplementedError(self._lacks("export_state"))
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Capability: take back what :meth:`export_state` returned (arrays as numpy
+        arrays), when a model is loaded; called after :meth:`configure`, before any
+        puzzle is read. Raise :class:`~trm_core.DataError` for a state that does not fit."""
+        raise NotImplementedError(self._lacks("import_state"))
 
     @classmethod
     def supports(cls, capability: str) -> bool:

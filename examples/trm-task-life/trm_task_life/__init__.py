@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trm_core import Task, hookimpl
+from trm_core import Split, Task, hookimpl, make_split
 
 from . import board, data
 from .presets import PRESETS
@@ -80,6 +80,13 @@ class LifeTask(Task):
     def parse_puzzle(self, text: str) -> np.ndarray:
         """Rows of ``.`` (dead) and ``#`` (alive), one a line or separated by ``/``."""
         return board.parse(text, self.side)
+
+    def read_data(self, path: Path) -> Split:
+        """A file of boards, one a line (``trm-eval --data FILE``; see ``data``), each
+        labelled with its next generation by the rule, as the generated splits are."""
+        inputs, lines = data.read_boards(Path(path), self.side)
+        labels = board.step(inputs.reshape(-1, self.side, self.side)).reshape(len(inputs), -1)
+        return make_split(path, inputs, labels, task="life", side=self.side, source_lines=lines)
 
     def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
         """Every cell where the answer differs from the rule applied to the input."""

@@ -9,6 +9,11 @@
 Each example is a random board (the input) and its next generation (the label).
 Boards are drawn independently, so a test board may repeat a training board
 only on tiny sides; the build counts such repeats in ``dataset.json``.
+
+A file of boards (``trm-eval --data FILE``) holds one board a line, in the
+one-line form ``trm-solve`` reads: rows of ``.`` (dead) and ``#`` (alive)
+separated by ``/``. Empty lines are skipped. Each label is again the board's
+next generation, by the same rule.
 """
 
 from __future__ import annotations
@@ -20,9 +25,18 @@ from typing import Any
 import attrs
 import numpy as np
 
-from trm_core import ConfigError, build_once, mix_seed, say, structure, write_split
+from trm_core import (
+    ConfigError,
+    DataError,
+    build_once,
+    mix_seed,
+    read_text_file,
+    say,
+    structure,
+    write_split,
+)
 
-from .board import ALIVE, DEAD, step
+from .board import ALIVE, DEAD, SYMBOLS, parse, step
 
 MIN_SIDE, MAX_SIDE = 3, 32
 
@@ -92,3 +106,40 @@ def build(options: Mapping[str, Any], out_dir: Path) -> Path:
         return summary
 
     return build_once(out_dir, write, what="the Life data set")
+
+
+#: What a file of boards holds, as :func:`read_boards`' errors say.
+FORMAT = "one board a line, rows of . (dead) and # (alive) separated by /"
+
+
+def read_boards(path: Path, side: int) -> tuple[np.ndarray, list[int]]:
+    """The boards of a file (see the module's docstring) and the line of each:
+    ([N, side * side] tokens, N line numbers).
+
+    Raises DataError naming the file, and the line where it applies: a file that is
+    missing, not UTF-8 text or holds no board; a line that is not a board (a file of
+    another format), a board of another side than the model's, or a malformed one.
+    """
+    boards, lines = [], []
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        where = f"{path}, line {number}"
+        if not set(line) <= {*SYMBOLS, "/"}:
+            raise DataError(f"{where}: not a Life board: expected {FORMAT}, got {line[:30]!r}")
+        rows = line.split("/")
+        size = len(rows)
+        if size != side and all(len(row) == size for row in rows):
+            raise DataError(
+                f"{where}: a {size}x{size} board, but the model takes {side}x{side} boards "
+                "(its data.options.side)"
+            )
+        try:
+            boards.append(parse(line, side))
+        except ValueError as error:
+            raise DataError(f"{where}: {error} (expected {FORMAT})") from None
+        lines.append(number)
+    if not boards:
+        raise DataError(f"{path}: no board; expected {FORMAT}")
+    return np.stack(boards), lines

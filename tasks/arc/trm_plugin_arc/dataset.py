@@ -28,7 +28,9 @@ test input under each of its task's distinct augmentations, at the origin.
 ``arc/augmentations.npy`` [G, augmentations, 11] and ``arc/counts.npy`` [G] hold
 the augmentation sets; ``arc/test_tasks.json`` the test set's tasks (original
 grids, their test-split rows) for the evaluator; ``dataset.json`` (written by
-:func:`trm_core.build_once`) marks the data complete.
+:func:`trm_core.build_once`) marks the data complete. A model folder keeps the
+test set's part of the tables, to score ARC files of its tasks without the data
+(:mod:`trm_plugin_arc.model_state`).
 """
 
 from __future__ import annotations
@@ -238,17 +240,8 @@ def _write(parsed: ArcOptions, out_dir: Path) -> dict[str, Any]:
             train_ids.append(base)
         if not held_out:
             continue
-        rows = []
         augmentations = [Augmentation.from_row(r) for r in table[g, : counts[g]]]
-        for pair in puzzle.test:
-            rows.append([len(test_in), len(augmentations)])
-            for a, augmentation in enumerate(augmentations):
-                test_in.append(encode(augmentation.apply(pair.input), canvas))
-                if pair.output is None:
-                    test_out.append(np.full(canvas * canvas, PAD, dtype=np.uint8))
-                else:
-                    test_out.append(encode(augmentation.apply(pair.output), canvas))
-                test_ids.append(base + a)
+        rows = augmented_test_rows(puzzle, base, augmentations, canvas, test_in, test_out, test_ids)
         test_tasks[puzzle.id] = {"group": g, "rows": rows, **_task_json(puzzle)}
     if not train_in:
         raise DataError("data.options.sets: no training pair in any set")
@@ -274,6 +267,36 @@ def _write(parsed: ArcOptions, out_dir: Path) -> dict[str, Any]:
         f"{summary['test_inputs']} test inputs -> {len(test_in)} test rows"
     )
     return summary
+
+
+def augmented_test_rows(
+    puzzle: Puzzle,
+    base: int,
+    augmentations: list[Augmentation],
+    canvas: int,
+    inputs: list[np.ndarray],
+    labels: list[np.ndarray],
+    identifiers: list[int],
+) -> list[list[int]]:
+    """Append the test-split rows of ``puzzle`` (task identifier ``base``): every test
+    input under each of ``augmentations`` at the canvas origin, labelled with its
+    augmented output (PAD when hidden), identifier ``base + a``. The one recipe of the
+    built test split and of a file read against a model (:mod:`trm_plugin_arc.model_state`).
+
+    Returns:
+        ``[first row, count]`` per test input, as ``test_tasks.json`` keeps them.
+    """
+    rows = []
+    for pair in puzzle.test:
+        rows.append([len(inputs), len(augmentations)])
+        for a, augmentation in enumerate(augmentations):
+            inputs.append(encode(augmentation.apply(pair.input), canvas))
+            if pair.output is None:
+                labels.append(np.full(canvas * canvas, PAD, dtype=np.uint8))
+            else:
+                labels.append(encode(augmentation.apply(pair.output), canvas))
+            identifiers.append(base + a)
+    return rows
 
 
 def _rows(job: tuple[list[np.ndarray], int, int]) -> np.ndarray:
@@ -317,18 +340,50 @@ def _task_json(puzzle: Puzzle) -> dict[str, Any]:
 
 
 class Tables:
-    """The augmentation sets and test tasks of one built data set (read once, shared)."""
+    """The augmentation sets and test tasks of one built data set (read once, shared),
+    or of a file read against a model's state (:meth:`from_arrays`)."""
 
     def __init__(self, data_dir: Path) -> None:
         arc = Path(data_dir) / "arc"
         try:
-            self.augmentations = np.load(arc / "augmentations.npy")
-            self.counts = np.load(arc / "counts.npy")
+            augmentations = np.load(arc / "augmentations.npy")
+            counts = np.load(arc / "counts.npy")
         except OSError as error:
             raise DataError(f"{arc}: the ARC augmentation tables are missing ({error})") from None
-        self.per_task = self.augmentations.shape[1]
-        self._tasks: dict[str, Any] | None = None
+        self._hold(augmentations, counts, augmentations.shape[1], None, None)
         self._arc = arc
+
+    @classmethod
+    def from_arrays(
+        cls,
+        augmentations: np.ndarray,
+        counts: np.ndarray,
+        per_task: int,
+        groups: np.ndarray,
+        test_tasks: dict[str, Any],
+    ) -> Tables:
+        """Tables in memory for the tasks ``groups`` alone: row i of ``augmentations``
+        [G, >= max count, 11] and ``counts`` [G] is task ``groups[i]``'s set, and
+        ``per_task`` the data set's augmentations (what identifiers count in)."""
+        tables = cls.__new__(cls)
+        where = {int(g): i for i, g in enumerate(groups)}
+        tables._hold(augmentations, counts, per_task, where, test_tasks)
+        tables._arc = None
+        return tables
+
+    def _hold(
+        self,
+        augmentations: np.ndarray,
+        counts: np.ndarray,
+        per_task: int,
+        where: dict[int, int] | None,
+        tasks: dict[str, Any] | None,
+    ) -> None:
+        self.augmentations = augmentations
+        self.counts = counts
+        self.per_task = per_task
+        self._where = where  # task g -> its row of the arrays; None: row g
+        self._tasks = tasks
         self._pairs: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
@@ -349,5 +404,9 @@ class Tables:
         g, a = divmod(int(identifier) - 1, self.per_task)
         return g, a
 
+    def row(self, g: int) -> int:
+        """The row of ``augmentations`` and ``counts`` holding task g."""
+        return g if self._where is None else self._where[g]
+
     def augmentation(self, g: int, a: int) -> Augmentation:
-        return Augmentation.from_row(self.augmentations[g, a])
+        return Augmentation.from_row(self.augmentations[self.row(g), a])

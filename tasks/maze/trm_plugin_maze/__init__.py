@@ -2,7 +2,8 @@
 
 Registers the task ``maze`` through the ``trm`` entry-point group. Mazes come
 from the offline generator by default (any square side), or from Maze-Hard CSV
-files and the Hugging Face Hub (see :mod:`trm_plugin_maze.dataset`).
+files and the Hugging Face Hub (see :mod:`trm_plugin_maze.dataset`);
+``trm-eval --data FILE`` scores a model on a Maze-Hard CSV (:meth:`MazeTask.read_data`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from trm_core import Task, hookimpl
+from trm_core import Split, Task, hookimpl, make_split
 
 from . import augment, dataset
 from .check import problems
@@ -21,6 +22,7 @@ from .grid import VOCAB_SIZE, parse_maze, side_of, to_text
 from .paths import valid_paths
 from .presets import PRESETS
 from .render import draw_maze
+from .sources import read_file
 
 #: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
 TRM_PLUGIN_CONTRACT = 2
@@ -107,6 +109,21 @@ class MazeTask(Task):
             except ValueError as error:
                 raise ValueError(f"{where}: {error}") from None
         return mazes
+
+    def read_data(self, path: Path) -> Split:
+        """A Maze-Hard CSV (``source,question,answer,rating``), its answers the labels, as
+        the built splits store a CSV (``source_lines``: each maze's line in the file).
+
+        Every maze must be this task's side x side (``data.options.side`` of the model):
+        a file of another side fails in one line naming both sides, and one that is not a
+        Maze-Hard CSV (no header first) naming the format; a bad row names its line
+        (see :func:`trm_plugin_maze.sources.read_file`).
+        """
+        found = read_file(path, self.side)
+        return make_split(
+            path, found.puzzles, found.labels, task="maze", side=self.side,
+            source_lines=found.lines.tolist(),
+        )  # fmt: skip
 
     def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
         """Changed cells, path cells on walls, a path that breaks or is not the shortest."""

@@ -5,21 +5,28 @@ for 30x30) over the charset ``# SGo``. Every bad row fails with
 :class:`MazeFileError` naming the file, the line and the reason: field count,
 length, an unknown character, S or G missing or repeated, an answer that
 changes the maze, or an answer whose ``o`` cells are not a shortest S-G path.
+:func:`read_file` reads one for a model of a given side (``trm-eval --data FILE``).
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import reprlib
+from contextlib import closing
+from pathlib import Path
 
 import attrs
 import numpy as np
 
-from trm_core import DataError, csv_rows
+from trm_core import DataError, csv_rows, read_text_file
 
 from .grid import OPEN, PATH, check_ends, encode_row, side_of
 from .paths import shortest_lengths, valid_paths
 
 CSV_HEADER = ["source", "question", "answer", "rating"]
+#: The format :func:`read_file` reads, as its errors name it.
+FORMAT = "a Maze-Hard CSV (header source,question,answer,rating, one maze a row)"
 
 
 class MazeFileError(DataError):
@@ -99,3 +106,41 @@ def read_csv(path: str | os.PathLike, side: int | None = None) -> Mazes:
             f"from S to G ({lengths[index]} moves)"
         )
     return Mazes(puzzles, labels, lines, lengths)
+
+
+def read_file(path: str | os.PathLike, side: int) -> Mazes:
+    """A Maze-Hard CSV to score a model of ``side`` x ``side`` mazes: :func:`read_csv`,
+    after two checks that say what the file is rather than what its first row lacks.
+
+    Raises :class:`MazeFileError` naming the file: one whose first line is not the CSV
+    header is not a Maze-Hard CSV (naming the format); one whose first maze has another
+    side names that side and the model's. Then every row is checked as by
+    :func:`read_csv`, all of them ``side`` x ``side``.
+    """
+    path = Path(path)
+    text = read_text_file(path, MazeFileError)  # missing, a folder, not UTF-8, binary
+    body = text.lstrip()
+    if not body:
+        raise MazeFileError(f"{path}: an empty file; expected {FORMAT}")
+    first = body.partition("\n")[0].strip()
+    try:
+        fields = [field.strip() for field in next(csv.reader([first]))]
+    except csv.Error:  # a field over the csv module's limit: not the header
+        fields = []
+    if fields != CSV_HEADER:
+        line = text[: len(text) - len(body)].count("\n") + 1
+        raise MazeFileError(f"{path}, line {line}: expected {FORMAT}, got {reprlib.repr(first)}")
+    with closing(csv_rows(path, CSV_HEADER, MazeFileError)) as rows:
+        line, row = next(rows, (0, None))
+    if row is not None:
+        try:
+            found = side_of(len(row[1]))
+        except ValueError as error:
+            raise MazeFileError(f"{path}, line {line}: question: {error}") from None
+        if found != side:
+            raise MazeFileError(
+                f"{path}, line {line}: a {found}x{found} maze, but the model takes "
+                f"{side}x{side} mazes (its data.options.side); score this file with a model "
+                f"trained on {found}x{found} mazes"
+            )
+    return read_csv(path, side=side)

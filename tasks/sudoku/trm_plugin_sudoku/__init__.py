@@ -2,7 +2,8 @@
 
 Registers the task ``sudoku`` through the ``trm`` entry-point group. Data come
 from the offline generator by default, or from Sudoku-Extreme CSV files, the
-Hugging Face Hub, or plain puzzle lists (see :mod:`trm_plugin_sudoku.dataset`).
+Hugging Face Hub, or plain puzzle lists (see :mod:`trm_plugin_sudoku.dataset`);
+``trm-eval --data FILE`` scores a model on a CSV or a list (:meth:`SudokuTask.read_data`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from trm_core import DataError, Task, hookimpl
+from trm_core import DataError, Split, Task, hookimpl, make_split
 
 from . import dataset
 from .augment import Augmentation
@@ -21,7 +22,7 @@ from .check import check, invalid_givens
 from .grid import VOCAB_SIZE, board, keeps_givens, parse_line, to_digits, to_tokens, valid_solutions
 from .presets import PRESETS
 from .render import draw_board
-from .sources import parse_lines
+from .sources import parse_lines, read_file
 
 #: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
 TRM_PLUGIN_CONTRACT = 2
@@ -104,6 +105,23 @@ class SudokuTask(Task):
         return [
             (f"{source}, line {n}", to_tokens(p)) for n, p in zip(numbers, puzzles, strict=True)
         ]
+
+    def read_data(self, path: Path) -> Split:
+        """A Sudoku-Extreme CSV or a plain puzzle list, told apart by their content (see
+        :func:`trm_plugin_sudoku.sources.read_file`), as a split tokenised as the built
+        ones (``source_lines``: each puzzle's line in the file).
+
+        A CSV's answers are the labels, checked against the rules and the givens but not
+        proved unique (``verify: false``, as the presets read Sudoku-Extreme's test
+        split: proving 423,168 puzzles unique takes hours). A list's labels are the
+        solver's solutions, each puzzle having to have exactly one. A file of neither
+        format, or a bad row, fails naming the file and the line.
+        """
+        found = read_file(path)
+        return make_split(
+            path, to_tokens(found.puzzles), to_tokens(found.solutions), task="sudoku",
+            source_lines=found.lines.tolist(),
+        )  # fmt: skip
 
     def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
         """Blanks left, givens changed, digits repeated in a row, column or box; first of

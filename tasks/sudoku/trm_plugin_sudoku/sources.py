@@ -5,13 +5,17 @@ first bad row with :class:`PuzzleFileError`, naming the file, the line and the
 reason: wrong length, bad characters (only ASCII 1-9 are digits), givens that
 repeat a digit in a row, column or box, no solution, several solutions, or an
 answer that breaks a rule or changes a given. A file that is missing, a
-folder, empty or not UTF-8 text fails the same way.
+folder, empty or not UTF-8 text fails the same way. :func:`read_file` reads
+either format, telling them apart by their content (``trm-eval --data FILE``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -28,6 +32,11 @@ from .solver import solve
 #: The Hugging Face dataset of the paper's Sudoku-Extreme experiments.
 HUB_REPO = "sapientinc/sudoku-extreme"
 CSV_HEADER = ["source", "question", "answer", "rating"]
+#: The formats :func:`read_file` reads, as its errors name them.
+FORMATS = (
+    "a Sudoku-Extreme CSV (header source,question,answer,rating) or a puzzle list "
+    "(one 81-character puzzle a line, '.' or '0' blank)"
+)
 _RATING = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also reads '٣' and '1_0'
 
 
@@ -145,7 +154,8 @@ def read_csv(
         lines.append(line)
         ratings.append(rating)
     if not puzzles:
-        raise PuzzleFileError(f"{path}: no puzzles (after min_difficulty={min_difficulty})")
+        after = "" if min_difficulty is None else f" (after min_difficulty={min_difficulty})"
+        raise PuzzleFileError(f"{path}: no puzzles{after}")
     found = Puzzles(
         np.asarray(puzzles, dtype=np.uint8),
         np.asarray(solutions, dtype=np.uint8),
@@ -176,13 +186,57 @@ def read_list(path: str | os.PathLike, workers: int | None = None) -> Puzzles:
     solved by the solver and must have exactly one solution.
     """
     path = Path(path)
-    puzzles, lines = parse_lines(path, read_text_file(path, PuzzleFileError).splitlines())
+    return _solved_list(path, read_text_file(path, PuzzleFileError), workers)
+
+
+def _solved_list(path: Path, text: str, workers: int | None) -> Puzzles:
+    """The puzzles of a plain list's ``text``, each with its unique solution."""
+    puzzles, lines = parse_lines(path, text.splitlines())
     solutions, guesses = solve_unique(path, puzzles, lines, workers)
     return Puzzles(
         np.asarray(puzzles, dtype=np.uint8),
         np.asarray(solutions, dtype=np.uint8),
         np.asarray(lines),
         guesses=np.asarray(guesses),
+    )
+
+
+def read_file(
+    path: str | os.PathLike, *, verify: bool = False, workers: int | None = None
+) -> Puzzles:
+    """A Sudoku-Extreme CSV (:func:`read_csv`) or a plain puzzle list (:func:`read_list`),
+    told apart by the file's first line that is neither blank nor a ``#`` comment: the CSV
+    header, or a puzzle (81 characters, or only digits and ``.``: a puzzle of another
+    length then fails naming its line, as in a list).
+
+    A CSV's answers are checked against the rules and the givens; ``verify`` also proves
+    each puzzle unique (off by default, as the presets read Sudoku-Extreme's test split:
+    hours for its 423,168 puzzles). A list has no answers: each puzzle is solved, and
+    must have exactly one solution.
+
+    Raises :class:`PuzzleFileError` naming the file (and the line) for a file that is
+    missing, not UTF-8 text or empty, a first line of neither format (naming both), or
+    a bad row of either.
+    """
+    path = Path(path)
+    text = read_text_file(path, PuzzleFileError)
+    stripped = (  # newline=None: any line ends
+        (n, raw.strip()) for n, raw in enumerate(io.StringIO(text, newline=None), start=1)
+    )
+    number, line = next(((n, t) for n, t in stripped if t and not t.startswith("#")), (0, ""))
+    if not line:
+        what = "no puzzles, only comments" if text.strip() else "an empty file"
+        raise PuzzleFileError(f"{path}: {what}; expected {FORMATS}")
+    try:
+        fields = [field.strip() for field in next(csv.reader([line]))]
+    except csv.Error:  # a field over the csv module's limit: not the header
+        fields = []
+    if fields == CSV_HEADER:
+        return read_csv(path, verify=verify, workers=workers)
+    if len(line) == 81 or set(line) <= set("0123456789."):
+        return _solved_list(path, text, workers)
+    raise PuzzleFileError(
+        f"{path}, line {number}: not a Sudoku file: expected {FORMATS}, got {reprlib.repr(line)}"
     )
 
 
