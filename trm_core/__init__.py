@@ -31,14 +31,16 @@ from .data import (
     csv_rows,
     hub_file,
     input_file,
+    make_split,
     mix_seed,
     read_split,
     read_text_file,
     write_split,
 )
 from .evaluate import unroll
+from .export import export_model
 from .hookspecs import PLUGIN_CONTRACT, hookimpl, hookspec
-from .inference import LoadedRun, load_run
+from .inference import LoadedModel, LoadedRun, load_model, load_run
 from .interfaces import (
     CAPABILITIES,
     Component,
@@ -126,6 +128,7 @@ __all__ = [
     "DataError",
     "Encoder",
     "HaltingHead",
+    "LoadedModel",
     "LoadedRun",
     "Mixer",
     "ModelConfig",
@@ -160,6 +163,7 @@ __all__ = [
     "doubling",
     "evaluate_strategy",
     "expand",
+    "export_model",
     "format_report",
     "get_registry",
     "hookimpl",
@@ -168,8 +172,10 @@ __all__ = [
     "input_file",
     "inverse_dihedral",
     "load_checkpoint",
+    "load_model",
     "load_reference_checkpoint",
     "load_run",
+    "make_split",
     "make_strategy",
     "mix_seed",
     "non_negative",

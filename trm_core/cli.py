@@ -38,6 +38,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
 
 
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    """``--run RUN_DIR`` or ``--model SOURCE``, one of them: the model trm-eval and
+    trm-solve use (``trm_core.load_model`` takes either)."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_DIR", help="a run folder")
+    which.add_argument(
+        "--model", metavar="SOURCE",
+        help="a model folder (trm-export's, RUN/model), a run folder, a checkpoint or "
+        "hf://owner/name[@revision]",
+    )  # fmt: skip
+
+
 def count(text: str) -> int:
     """An argparse type: a positive integer (``--max-steps 0`` would train nothing)."""
     try:
@@ -140,17 +152,30 @@ def _parse_option(text: str) -> tuple[str, Any]:
 
 
 def convert_main(argv: list[str] | None = None) -> int:
-    """``trm-convert``: a reference TRM checkpoint -> a trm checkpoint."""
+    """``trm-convert``: a reference TRM checkpoint -> a model folder (``--task``) or a
+    trm checkpoint."""
     parser = Parser(
         prog="trm-convert",
         description=(
-            "Convert a checkpoint of the reference TRM code into a trm checkpoint. "
-            "Architecture values the weights do not determine are given with -o, "
-            "using the reference's own keys (e.g. -o L_cycles=6 -o mlp_t=true)."
+            "Convert a checkpoint of the reference TRM code into a model folder that "
+            "trm-solve, trm-eval and load_model take (--task NAME), or else into a bare "
+            "trm checkpoint. Architecture values the weights do not determine are given "
+            "with -o, using the reference's own keys (e.g. -o L_cycles=6 -o mlp_t=true)."
         ),
     )
     parser.add_argument("reference", type=Path, help="the reference checkpoint (a state dict)")
-    parser.add_argument("output", type=Path, help="where to write the trm checkpoint")
+    parser.add_argument(
+        "output", type=Path, help="where to write the model folder (or, without --task, the "
+        "trm checkpoint)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--task", help="the task the weights answer (trm-plugins --kind task): write a model "
+        "folder",
+    )  # fmt: skip
+    parser.add_argument(
+        "--preset", help="with --task: the preset whose data options the folder records "
+        "(default: the first, paper presets first, whose puzzles fit the weights)",
+    )  # fmt: skip
     parser.add_argument(
         "-o",
         "--option",
@@ -171,16 +196,48 @@ def convert_main(argv: list[str] | None = None) -> int:
 
     if args.output.exists() and not args.force:
         return _fail(f"{args.output} exists; pass --force to overwrite it")
+    if args.preset and not args.task:
+        return _fail("--preset needs --task NAME")
+    if args.task:
+        return guarded(lambda: _convert_to_folder(args))
     try:
         model = load_reference_checkpoint(args.reference, **dict(args.option))
     except (CheckpointError, ConfigError, PluginError) as error:
         return _fail(str(error))
+    bad = [key for key, value in model.state_dict().items()
+           if value.is_floating_point() and not bool(value.isfinite().all())]  # fmt: skip
+    if bad:
+        return _fail(f"{args.reference}: the weights hold non-finite values at {bad[0]}")
     try:
         save_checkpoint(args.output, model, converted_from=str(args.reference))
     except OSError as error:
         return _environment_failure(error, f"nothing was written to {args.output}")
+    _describe_converted(args.reference, model)
+    print(f"wrote {args.output} (a bare checkpoint: --task NAME writes a model folder that "
+          "trm-solve and trm-eval take)")  # fmt: skip
+    return 0
+
+
+def _convert_to_folder(args: argparse.Namespace) -> int:
+    from .export import export_model, from_reference
+
+    loaded = from_reference(
+        args.reference, args.task, preset=args.preset, options=dict(args.option)
+    )
+    export_model(
+        loaded, args.output, force=args.force, keep_all_embeddings=True,
+        with_task_state=False,
+        trained_from={"kind": "reference", "name": Path(args.reference).name},
+    )  # fmt: skip
+    _describe_converted(args.reference, loaded.model)
+    print(f"task: {args.task}, preset {loaded.config.preset} (its data options are recorded)")
+    print(f"wrote {args.output} (trm-solve --model {args.output} PUZZLE)")
+    return 0
+
+
+def _describe_converted(reference: Path, model) -> None:
     config = model.config
-    print(f"read {args.reference}")
+    print(f"read {reference}")
     print(
         f"model: {model.num_parameters():,} parameters; {config.encoder} encoder, "
         f"{config.mixer} mixer, {config.core} core, {config.halting_head} halting head; "
@@ -188,8 +245,6 @@ def convert_main(argv: list[str] | None = None) -> int:
         f"seq_len {config.seq_len}, vocab {config.vocab_size}"
         + "".join(f"; {name} {opts}" for name, opts in config.options.items() if opts)
     )
-    print(f"wrote {args.output}")
-    return 0
 
 
 def _print_metrics(metrics: dict[str, float], indent: str = "  ") -> None:
@@ -361,8 +416,15 @@ def _run(args: argparse.Namespace) -> int:
             f"{format_duration(time.monotonic() - started)}; final test metrics:"
         )
         _print_metrics(final)
+        # The model as a folder to share (what trm-export writes), from the checkpoint.
+        from .export import export_model
+        from .inference import load_run
+
+        loaded = load_run(run_dir, device="cpu", registry=registry)
+        model_dir = export_model(loaded, run_dir / "model", force=True, data_dir=data_dir)
         print(f"run folder:  {run_dir}")
         print(f"checkpoint:  {trainer.checkpoint_path}")
+        print(f"model:       {model_dir} (trm-solve --model {model_dir} PUZZLE)")
         print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
     return 0
 
@@ -388,8 +450,22 @@ def schedule_notes(config, total_steps: int) -> list[str]:
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``trm-eval``: evaluate a run's checkpoint (EMA weights) on its test split."""
-    parser = Parser(prog="trm-eval", description="Evaluate a saved run.")
-    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="the run folder")
+    parser = Parser(
+        prog="trm-eval",
+        description="Evaluate a trained model: on the test split it was trained with (and "
+        "its extra splits), or on puzzle files with --data.",
+    )
+    add_model_source(parser)
+    parser.add_argument(
+        "--data", action="append", metavar="FILE",
+        help="score this file of puzzles with their answers, in one of the task's formats, "
+        "as a split named after it (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", metavar="DIR",
+        help="where the task writes its outputs (ARC's submission.json; default: the run "
+        "folder with --run and no --data, else nowhere)",
+    )  # fmt: skip
     parser.add_argument("--max-examples", type=count, help="evaluate only this many test examples")
     parser.add_argument("--early-halting", action="store_true", help="halt on the halt logit")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the run's)")
@@ -424,30 +500,47 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .distributed import init_world
-    from .inference import load_run
+    from .inference import load_model, load_run
     from .run import read_config
 
-    # The run is loaded as trm-solve loads it (no optimiser, no training sampler), then
-    # evaluated as a run's final evaluation: the test split and every extra split.
-    run_dir = Path(args.run)
+    # The model is loaded as trm-solve loads it (no optimiser, no training sampler), then
+    # evaluated as a run's final evaluation: the test split and every extra split, or the
+    # --data files.
     section, batch_size = _strategy_settings(args.strategy, args.set)
-    world = init_world(args.device or read_config(run_dir).device)
-    run = load_run(run_dir, device=world.device)
+    if args.run is not None:
+        source, device = args.run, args.device or read_config(Path(args.run)).device
+    else:
+        source, device = args.model, args.device or "auto"
+    world = init_world(device)
+    load = load_run if args.run is not None else load_model  # --run: a run folder alone
+    loaded = load(source, device=world.device)
+    data = None
+    if args.data:
+        data = loaded.read_data(args.data, log=lambda *a: None)
     if section is not None:
-        return _eval_strategy(run, world, section, batch_size, args)
+        return _eval_strategy(loaded, world, section, batch_size, data, args)
     if batch_size is not None or args.split:
         raise ConfigError("--set eval.batch_size and --split apply to --strategy evaluations")
-    metrics = run.evaluate(
+    out_dir = args.out
+    if out_dir is None and loaded.run_dir is not None and data is None:
+        out_dir = loaded.run_dir
+    metrics = loaded.evaluate(
         world, max_examples=args.max_examples, early_halting=args.early_halting or None,
-        out_dir=run_dir,
+        out_dir=out_dir, data=data,
     )  # fmt: skip
     if not world.is_main:  # under torchrun rank 0 reports
         return 0
+    seconds = metrics.pop("seconds", None)
     if args.json:
-        print(json.dumps({"run": str(run_dir), "step": run.step, "metrics": metrics}))
+        key = "run" if args.run is not None else "model"
+        payload = {key: loaded.source, "step": loaded.step, "metrics": metrics}
+        payload["seconds"] = seconds
+        print(json.dumps(payload))
     else:
-        print(f"{run_dir} at step {run.step}:")
+        print(f"{loaded.source} at step {loaded.step}:")
         _print_metrics(metrics)
+        if seconds is not None:
+            print(f"  ({seconds:.1f} s)")
     return 0
 
 
@@ -479,9 +572,10 @@ def _strategy_settings(name: str | None, assignments: list[str]) -> tuple[dict |
     return (section or None), batch_size
 
 
-def _eval_strategy(run, world, section: dict, batch_size: int | None, args) -> int:
-    """trm-eval --strategy: accuracy against compute on every split, printed, recorded in
-    metrics.json and logged to TensorBoard (``strategy/<name>/...`` against passes)."""
+def _eval_strategy(loaded, world, section: dict, batch_size: int | None, data, args) -> int:
+    """trm-eval --strategy: accuracy against compute on every split, printed; for a run
+    folder also recorded in metrics.json and logged to TensorBoard
+    (``strategy/<name>/...`` against passes)."""
     from .checkpoint import atomic_write_text
     from .strategies import (
         check_strategy,
@@ -492,38 +586,42 @@ def _eval_strategy(run, world, section: dict, batch_size: int | None, args) -> i
     )
 
     name, strategy = make_strategy(section)
-    check_strategy(name, strategy, run.task, run.model)
+    check_strategy(name, strategy, loaded.task, loaded.model)
     say = print if world.is_main and not args.json else (lambda *a, **k: None)
     options = options_of(strategy)
-    say(f"{run.run_dir} at step {run.step}: strategy {name} {_options_text(options)}")
-    reports = run.evaluate_strategy(
+    say(f"{loaded.source} at step {loaded.step}: strategy {name} {_options_text(options)}")
+    reports = loaded.evaluate_strategy(
         strategy, world, max_examples=args.max_examples, batch_size=batch_size,
-        splits=args.split,
+        splits=args.split, data=data,
     )  # fmt: skip
     if not world.is_main:
         return 0
     record = {
-        "step": run.step,
+        "step": loaded.step,
         "strategy": {"name": name, "options": options},
         "reports": [report.as_dict() for report in reports],
     }
     if args.json:
-        print(json.dumps({"run": str(run.run_dir), **record}))
+        key = "run" if args.run is not None else "model"
+        print(json.dumps({key: loaded.source, **record}))
     else:
         for report in reports:
             print(format_report(report, args.metric))
-    history_path = run.run_dir / "metrics.json"
+    if loaded.run_dir is None or data is not None:
+        return 0  # a model folder is read-only; scores of other data are not the run's
+    run_dir = loaded.run_dir
+    history_path = run_dir / "metrics.json"
     try:
         history = json.loads(history_path.read_text()) if history_path.is_file() else []
         history.append({**record, "evaluated_by": "trm-eval"})
         atomic_write_text(history_path, json.dumps(history, indent=2))
         from .monitor import TensorBoard
 
-        board = TensorBoard(run.run_dir)
+        board = TensorBoard(run_dir)
         log_reports(board, name, reports)
         board.close()
     except (OSError, ValueError) as error:
-        print(f"warning: the results above were not recorded in {run.run_dir}: {error}",
+        print(f"warning: the results above were not recorded in {run_dir}: {error}",
               file=sys.stderr)  # fmt: skip
     return 0
 

@@ -254,18 +254,30 @@ def evaluate_splits(
     ``seconds`` it all took; ``results`` by prefix (``""``, ``"<name>/"``). The
     task's outputs go to ``out_dir`` (rank 0), an extra split's to ``<name>/`` in it.
     """
-    started = time.monotonic()
     splits = {"": test, **{f"{name}/": split for name, split in extra.items()}}
+    return evaluate_named(model, task, splits, config, world, out_dir)
+
+
+def evaluate_named(
+    model: TRMModel,
+    task: Task,
+    splits: Mapping[str, Split],
+    config: RunConfig,
+    world: World,
+    out_dir: Path | None = None,
+) -> tuple[dict[str, float], dict[str, EvalResult]]:
+    """Evaluate each split of ``splits`` ({metric prefix: split}); see
+    :func:`evaluate_splits`, which names the test split's metrics with the prefix ""."""
+    started = time.monotonic()
     results = {}
     for prefix, split in splits.items():
         where = None if out_dir is None or not world.is_main else Path(out_dir) / prefix
         results[prefix] = evaluate(model, task, split, config, world, where)
     if not world.is_main:
         return {}, {}
-    metrics = dict(results[""].metrics)
+    metrics = {}
     for prefix, result in results.items():
-        if prefix:
-            metrics.update({prefix + key: value for key, value in result.metrics.items()})
+        metrics.update({prefix + key: value for key, value in result.metrics.items()})
     metrics["seconds"] = time.monotonic() - started
     return metrics, results
 

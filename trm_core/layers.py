@@ -89,14 +89,47 @@ class PuzzleEmbedding(nn.Module):
     def __init__(self, num: int, dim: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.register_buffer("weights", torch.zeros(num, dim), persistent=True)
+        #: [num] int32 row of each identifier in ``weights`` once :meth:`keep_rows` has
+        #: dropped rows (a model folder keeps only those its evaluation uses); else None.
+        self.register_buffer("lookup", None)
+        self.num = num
         self.dtype = dtype
         self.last_ids: Tensor | None = None
         self.last_rows: Tensor | None = None
 
+    def keep_rows(self, identifiers: Tensor, rows: Tensor) -> None:
+        """Keep only the rows of ``identifiers`` ([K] ascending, starting with the blank
+        identifier 0); every other identifier reads the blank row. For inference: a
+        model with rows dropped cannot train."""
+        identifiers = identifiers.to(torch.long)
+        if identifiers.ndim != 1 or len(identifiers) != len(rows) or int(identifiers[0]) != 0:
+            raise ValueError("keep_rows: [K] identifiers from 0, one per row")
+        if not bool((identifiers[1:] > identifiers[:-1]).all()) or identifiers[-1] >= self.num:
+            raise ValueError(f"keep_rows: identifiers must ascend within 0..{self.num - 1}")
+        lookup = torch.zeros(self.num, dtype=torch.int32, device=rows.device)
+        lookup[identifiers.to(rows.device)] = torch.arange(
+            len(identifiers), dtype=torch.int32, device=rows.device
+        )
+        self.weights = rows.to(torch.float32)
+        self.lookup = lookup
+
+    def kept(self) -> tuple[Tensor, Tensor]:
+        """``(identifiers [K], rows [K, dim])``: the identifiers whose rows this table
+        holds (all of them unless :meth:`keep_rows` dropped some)."""
+        if self.lookup is None:
+            return torch.arange(self.num, device=self.weights.device), self.weights
+        identifiers = torch.nonzero(self.lookup).flatten()
+        identifiers = torch.cat([identifiers.new_zeros(1), identifiers])
+        return identifiers, self.weights[self.lookup[identifiers].long()]
+
     def forward(self, ids: Tensor) -> Tensor:
         """[B] ids -> [B, dim] rows in the forward dtype."""
         if not self.training:
+            if self.lookup is not None:
+                ids = self.lookup[ids].long()
             return self.weights[ids].to(self.dtype)
+        if self.lookup is not None:
+            raise RuntimeError("a puzzle-embedding table with rows dropped cannot train")
         rows = self.weights[ids].detach().requires_grad_(True)  # [B, dim] leaf
         self.last_ids, self.last_rows = ids, rows
         return rows.to(self.dtype)

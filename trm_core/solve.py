@@ -1,9 +1,11 @@
 """``trm-solve``: a trained run answers puzzles typed by a user, for any task.
 
-    trm-solve --run RUN_DIR PUZZLE|FILE|-
+    trm-solve --model SOURCE PUZZLE|FILE|-      (or --run RUN_DIR)
 
-The run's task reads the puzzles (``Task.read_puzzles``: a Sudoku a line, a
-maze a block of rows, ...), the run's model (EMA weights) answers them with
+SOURCE is anything :func:`trm_core.load_model` takes: a model folder, a run
+folder, a checkpoint or ``hf://owner/name``; nothing is written. The model's
+task reads the puzzles (``Task.read_puzzles``: a Sudoku a line, a maze a block
+of rows, ...), the model (EMA weights) answers them with
 every supervision step (or with an inference strategy, ``--strategy rollouts``),
 each answer is printed with ``Task.render_text`` and then judged by the task's
 own rules (``Task.check_answer``), which never help produce it.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trm_core.cli import Parser, _fail, guarded
+from trm_core.cli import Parser, _fail, add_model_source, guarded
 
 SHOWN = 12  # problems listed per answer
 
@@ -45,10 +47,10 @@ def _looks_like_a_path(text: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
         prog="trm-solve",
-        description="Answer puzzles with a trained trm run; each answer is checked, never "
+        description="Answer puzzles with a trained trm model; each answer is checked, never "
         "helped, by the task's own rules.",
     )
-    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a trm-run folder")
+    add_model_source(parser)
     parser.add_argument(
         "puzzle", metavar="PUZZLE",
         help="the puzzle in the task's text format, a file of puzzles, or - for stdin",
@@ -74,7 +76,10 @@ def _solve(args: argparse.Namespace) -> int:
 
     try:
         section, batch_size = _strategy_settings(args.strategy, args.set)
-        run = trm_core.load_run(args.run, device=args.device)
+        if args.run is not None:
+            run = trm_core.load_run(args.run, device=args.device)
+        else:
+            run = trm_core.load_model(args.model, device=args.device)
         strategy = None
         if section is not None:
             name, strategy = make_strategy(section)
@@ -94,9 +99,7 @@ def _solve(args: argparse.Namespace) -> int:
     inputs = np.stack([tokens for _, tokens in puzzles])
     predictions, _ = run.predict(inputs, batch_size=batch_size or 256, strategy=strategy)
     weights = "EMA weights" if run.ema else "weights"
-    print(
-        f"{run.run_dir} ({run.config.task}, step {run.step}, {weights}), {len(puzzles)} puzzle(s)"
-    )
+    print(f"{run.source} ({run.config.task}, step {run.step}, {weights}), {len(puzzles)} puzzle(s)")
     valid, checked = 0, 0
     for (where, puzzle), prediction in zip(puzzles, predictions, strict=True):
         print(f"\n{where}:")
