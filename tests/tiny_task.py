@@ -72,6 +72,10 @@ class ReverseTask(Task):
         rng = np.random.default_rng(options.get("seed", 0))
         for split in ("train", "test"):
             inputs = rng.integers(1, DIGITS + 1, size=(options[split], LENGTH))
+            if split == "train" and options.get("train_file"):  # a user's file of rows first
+                inputs = np.concatenate(
+                    [self.read_data(Path(options["train_file"])).inputs, inputs]
+                )
             ids = None
             if options.get("identifiers"):  # a puzzle identifier each: 1..k (test: 1..k/2)
                 k = options["identifiers"] // (1 if split == "train" else 2)
@@ -128,6 +132,10 @@ class ReverseTask(Task):
                 raise trm_core.DataError(f"{path}, line {number}: {error}") from None
         inputs = np.stack(rows)
         return trm_core.make_split(path, inputs, inputs[:, ::-1], task="reverse")
+
+    def source_files(self, options) -> list[Path]:
+        """A file of rows to prepend to the training split (``train_file``), if given."""
+        return [Path(options["train_file"])] if options.get("train_file") else []
 
     def export_state(self, data_dir: Path) -> dict[str, Any]:
         """A toy state: the training split's size and first row."""

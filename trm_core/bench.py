@@ -368,6 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``trm-bench``; returns the exit status (2 for a usage error)."""
     args = build_parser().parse_args(argv)
+    from .cli import guarded
+
+    return guarded(lambda: _bench(args))
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _bench(args: argparse.Namespace) -> int:
     if not args.preset:
         return _fail(f"--preset is required; presets: {_preset_list()}")
     if args.preset not in PRESETS:
@@ -384,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.peak_tflops is not None and not args.peak_tflops > 0:
         return _fail(f"--peak-tflops must be > 0, got {args.peak_tflops}")
     if args.threads is not None:
-        if args.threads < 1:
-            return _fail(f"--threads must be >= 1, got {args.threads}")
+        cores = _cores()
+        if not 1 <= args.threads <= cores:
+            return _fail(
+                f"--threads must be within 1..{cores} (the cores this process may use), "
+                f"got {args.threads}"
+            )
         torch.set_num_threads(args.threads)
 
     try:

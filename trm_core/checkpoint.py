@@ -402,6 +402,13 @@ REFERENCE_DEFAULTS = {
     "rope_theta": 10000.0,
 }
 _PREFIXES = ("_orig_mod.", "model.", "inner.")
+#: The reference's own keys (what its shapes are read from).
+_REFERENCE_KEY = re.compile(
+    r"[HL]_init|embed_tokens\.embedding_weight|embed_pos\.embedding_weight|puzzle_emb\.weights"
+    r"|lm_head\.weight|q_head\.(weight|bias)"
+    r"|L_level\.layers\.\d+\.(mlp|mlp_t)\.(gate_up_proj|down_proj)\.weight"
+    r"|L_level\.layers\.\d+\.self_attn\.(qkv_proj|o_proj)\.weight"
+)
 
 
 def strip_reference_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -458,6 +465,15 @@ def reference_config(
         raise CheckpointError(
             "missing key embed_tokens.embedding_weight: this is not a reference TRM state dict"
         )
+    for key, value in state.items():  # before any shape is read from them
+        if not _REFERENCE_KEY.fullmatch(key):
+            continue  # not the reference's: named as unexpected when the weights load
+        rank = 1 if key.endswith(("_init", "bias")) else 2
+        if value.ndim != rank:
+            raise CheckpointError(
+                f"{key} has shape {list(value.shape)} where a {rank}-D tensor belongs: not a "
+                "reference TRM state dict, or a damaged one"
+            )
     vocab, hidden = state["embed_tokens.embedding_weight"].shape
     opts.setdefault("vocab_size", vocab)
     opts.setdefault("hidden_size", hidden)
@@ -478,7 +494,8 @@ def reference_config(
         if "embed_pos.embedding_weight" in state:
             opts["seq_len"] = state["embed_pos.embedding_weight"].shape[0] - prefix
         elif has_mlp_t:
-            opts["seq_len"] = state["L_level.layers.0.mlp_t.gate_up_proj.weight"].shape[1] - prefix
+            first = next(k for k in sorted(state) if k.endswith(".mlp_t.gate_up_proj.weight"))
+            opts["seq_len"] = state[first].shape[1] - prefix
         else:
             raise ConfigError("seq_len cannot be inferred from this checkpoint; pass seq_len=...")
     opts["expansion"] = _infer_expansion(state, options.get("expansion"))

@@ -6,9 +6,11 @@ Also runnable as ``python -m trm_core.cli COMMAND ...`` (COMMAND: plugins, conve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 import warnings
@@ -19,7 +21,9 @@ import yaml
 
 from . import __version__
 from .config import ConfigError
+from .files import FolderLock
 from .hookspecs import PLUGIN_CONTRACT
+from .monitor import doing, sized_by
 
 
 def _fail(message: str) -> int:
@@ -42,12 +46,20 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     """``--run RUN_DIR`` or ``--model SOURCE``, one of them: the model trm-eval and
     trm-solve use (``trm_core.load_model`` takes either)."""
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", metavar="RUN_DIR", help="a run folder")
+    which.add_argument("--run", type=named, metavar="RUN_DIR", help="a run folder")
     which.add_argument(
-        "--model", metavar="SOURCE",
+        "--model", type=named, metavar="SOURCE",
         help="a model folder (trm-export's, RUN/model), a run folder, a checkpoint or "
         "hf://owner/name[@revision]",
     )  # fmt: skip
+
+
+def named(text: str) -> str:
+    """An argparse type: a file or folder name, never empty (``Path("")`` is the
+    working folder, which no one means)."""
+    if text == "":
+        raise argparse.ArgumentTypeError("an empty name")
+    return text
 
 
 def count(text: str) -> int:
@@ -76,13 +88,27 @@ def _environment_failure(error: BaseException, kept: str = "") -> int:
     """A full disk, a folder that cannot be written, or memory run out: one line saying
     what ran out and (``kept``) what is safe."""
     from .devices import describe_os_error
+    from .monitor import memory_keys
 
     if isinstance(error, OSError):
         what = describe_os_error(error)
     else:
-        what = "out of memory (" + (str(error).splitlines()[0][-160:] or type(error).__name__)
-        what += "); try a smaller train.global_batch_size or eval.batch_size"
+        keys = memory_keys(error)
+        what = f"out of memory{_allocation(error)}; " + (
+            f"lower {keys}" if keys else "try a smaller train.global_batch_size or eval.batch_size"
+        )
     return _fail(what + (f"; {kept}" if kept else ""))
+
+
+def _allocation(error: BaseException) -> str:
+    """ " (tried to allocate 3.20 GiB)" when the allocator's message says how much."""
+    import re
+
+    found = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B)", str(error))
+    if found:
+        return f" (tried to allocate {found.group(1)})"
+    found = re.search(r"allocate ([0-9]+) bytes", str(error))
+    return f" (tried to allocate {int(found.group(1)) / 2**30:.2f} GiB)" if found else ""
 
 
 def plugins_main(argv: list[str] | None = None) -> int:
@@ -146,9 +172,15 @@ def plugins_main(argv: list[str] | None = None) -> int:
 
 def _parse_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as error:  # the words trm-run's --set uses
+        problem = str(error).replace("\n", " ")
+        raise argparse.ArgumentTypeError(
+            f"{key.strip()}: the value is not YAML ({problem})"
+        ) from None
 
 
 def convert_main(argv: list[str] | None = None) -> int:
@@ -163,10 +195,13 @@ def convert_main(argv: list[str] | None = None) -> int:
             "with -o, using the reference's own keys (e.g. -o L_cycles=6 -o mlp_t=true)."
         ),
     )
-    parser.add_argument("reference", type=Path, help="the reference checkpoint (a state dict)")
     parser.add_argument(
-        "output", type=Path, help="where to write the model folder (or, without --task, the "
-        "trm checkpoint)",
+        "reference", type=lambda text: Path(named(text)),
+        help="the reference checkpoint (a state dict)",
+    )  # fmt: skip
+    parser.add_argument(
+        "output", type=lambda text: Path(named(text)),
+        help="where to write the model folder (or, without --task, the trm checkpoint)",
     )  # fmt: skip
     parser.add_argument(
         "--task", help="the task the weights answer (trm-plugins --kind task): write a model "
@@ -190,28 +225,28 @@ def convert_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"trm-core {__version__}")
     args = parser.parse_args(argv)
 
-    from .checkpoint import CheckpointError, load_reference_checkpoint, save_checkpoint
-    from .config import ConfigError
-    from .registry import PluginError
+    return guarded(lambda: _convert(args))
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .checkpoint import load_reference_checkpoint, save_checkpoint
 
     if args.output.exists() and not args.force:
-        return _fail(f"{args.output} exists; pass --force to overwrite it")
+        raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
     if args.preset and not args.task:
-        return _fail("--preset needs --task NAME")
-    if args.task:
-        return guarded(lambda: _convert_to_folder(args))
-    try:
+        raise ConfigError("--preset needs --task NAME")
+    with doing(f"converting {args.reference}; nothing was written to {args.output}"):
+        if args.task:
+            return _convert_to_folder(args)
         model = load_reference_checkpoint(args.reference, **dict(args.option))
-    except (CheckpointError, ConfigError, PluginError) as error:
-        return _fail(str(error))
-    bad = [key for key, value in model.state_dict().items()
-           if value.is_floating_point() and not bool(value.isfinite().all())]  # fmt: skip
-    if bad:
-        return _fail(f"{args.reference}: the weights hold non-finite values at {bad[0]}")
-    try:
-        save_checkpoint(args.output, model, converted_from=str(args.reference))
-    except OSError as error:
-        return _environment_failure(error, f"nothing was written to {args.output}")
+        bad = [key for key, value in model.state_dict().items()
+               if value.is_floating_point() and not bool(value.isfinite().all())]  # fmt: skip
+        if bad:
+            raise ConfigError(f"{args.reference}: the weights hold non-finite values at {bad[0]}")
+        try:
+            save_checkpoint(args.output, model, converted_from=str(args.reference))
+        except OSError as error:
+            return _environment_failure(error, f"nothing was written to {args.output}")
     _describe_converted(args.reference, model)
     print(f"wrote {args.output} (a bare checkpoint: --task NAME writes a model folder that "
           "trm-solve and trm-eval take)")  # fmt: skip
@@ -261,7 +296,7 @@ def run_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", help="the task plugin (see trm-plugins)")
     parser.add_argument("--mixer", help="token mixer plugin: attention, mlp, ...")
     parser.add_argument("--preset", help="the task's preset (default: cpu without CUDA)")
-    parser.add_argument("--config", help="a YAML file merged over the preset")
+    parser.add_argument("--config", type=named, help="a YAML file merged over the preset")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set train.lr=3e-4 (repeatable)",
@@ -269,10 +304,12 @@ def run_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available, else cpu)"
     )
-    parser.add_argument("--out", default="runs", help="parent folder of run folders (runs/)")
+    parser.add_argument("--out", type=named, help="parent folder of run folders (default runs/)")
     parser.add_argument("--max-steps", type=count, help="stop after this many steps in all")
     parser.add_argument("--time-budget", type=amount, metavar="MINUTES", help="stop training after")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    parser.add_argument(
+        "--resume", type=named, metavar="RUN_DIR", help="continue a run from its checkpoint"
+    )
     args = parser.parse_args(argv)
 
     return guarded(lambda: _run(args))
@@ -286,6 +323,8 @@ def guarded(call) -> int:
 
     try:
         return call()
+    except (KeyboardInterrupt, Terminated) as error:
+        return interrupted(error)
     except _user_errors() as error:
         return _fail(str(error))
     except (OSError, MemoryError) as error:
@@ -294,6 +333,29 @@ def guarded(call) -> int:
         if not out_of_memory(error):
             raise
         return _environment_failure(error)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt (a
+    BaseException: no ``except Exception`` on the way swallows it)."""
+
+    signal = 15
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def interrupted(error: BaseException) -> int:
+    """One line for an interrupt (Ctrl-C: exit 130; SIGTERM: 143): what was interrupted
+    and what is kept (``monitor.doing``'s innermost description); no traceback."""
+    from .monitor import in_progress
+
+    name, code = ("SIGTERM", 143) if isinstance(error, Terminated) else ("SIGINT", 130)
+    what = in_progress(error)
+    sys.stdout.flush()
+    print(f"\ninterrupted ({name})" + (f": {what}" if what else ""), file=sys.stderr, flush=True)
+    return code
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -308,24 +370,24 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
     from .config import ConfigError, unstructure
-    from .devices import resolve_device, training_memory_problem
+    from .devices import resolve_device
     from .distributed import init_world
-    from .layers import PuzzleEmbedding
     from .model import check_model_section
-    from .monitor import Progress, format_duration
     from .registry import get_registry
-    from .run import device_setting, new_run_dir, prepare, read_config, resolve, write_config
-    from .trainer import Trainer
+    from .run import device_setting, read_config, resolve
 
     registry = get_registry()
+    payload = None
     if args.resume:
-        if args.task or args.mixer or args.preset or args.config or args.set:
+        given = [flag for flag, value in (("--task", args.task), ("--mixer", args.mixer),
+                 ("--preset", args.preset), ("--config", args.config), ("--set", args.set),
+                 ("--out", args.out)) if value]  # fmt: skip
+        if given:
             raise ConfigError(
-                "--resume continues a run as configured; it takes only "
-                "--max-steps, --time-budget and --device"
+                f"--resume continues a run as configured; it takes only --max-steps, "
+                f"--time-budget and --device, not {', '.join(given)} (a new run with other "
+                "settings: trm-run --task T --config RUN/config.yaml --set ...)"
             )
         run_dir = Path(args.resume)
         config = read_config(run_dir)
@@ -353,6 +415,64 @@ def _run(args: argparse.Namespace) -> int:
         make_strategy(mapping["strategy"], registry)
     world = init_world(mapping.get("device", "auto"))
     say = print if world.is_main else (lambda *a, **k: None)
+    locks: list[FolderLock] = []  # the run folder's, held while this process writes it
+    try:
+        if args.resume:
+            if world.is_main:  # one writer per run folder
+                locks.append(FolderLock(run_dir))
+                note = locks[-1].acquire()
+                if note:
+                    say(f"note: {note}")
+            payload = _resume_payload(run_dir, mapping)
+        return _train(args, registry, mapping, task, chosen, world, say, payload, locks)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _resume_payload(run_dir: Path, mapping: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint a resume continues from, refused when it is missing, damaged, or
+    not what the folder's config.yaml now describes (an edit that changes what it
+    computed); the run's history is never started over."""
+    from .checkpoint import CheckpointError, read_checkpoint
+    from .run import RESUMABLE, resume_changes, start_over
+
+    path = run_dir / "checkpoints" / "last.pt"
+    again = start_over(run_dir, mapping["task"])
+    if not path.is_file():
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint to resume from ({path} is missing: the run stopped "
+            f"before its first, or it was removed); its history is kept. Start over in a new "
+            f"run folder: {again}"
+        )
+    try:
+        payload = read_checkpoint(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; the run cannot resume. Start over: {again}") from None
+    saved = payload.get("run_config")
+    if isinstance(saved, dict):
+        now = {**mapping, "device": saved.get("device")}  # --device may change
+        changed = resume_changes(now, saved)
+        if changed:
+            raise ConfigError(
+                f"{run_dir / 'config.yaml'} was edited since the checkpoint of step "
+                f"{payload.get('step', '?')}: {'; '.join(changed)}. Only "
+                f"{', '.join(RESUMABLE)} may change on resume (and --max-steps, "
+                f"--time-budget, --device): undo the edit, or start a new run: {again}"
+            )
+    return payload
+
+
+def _train(args, registry, mapping, task, chosen, world, say, payload, locks) -> int:
+    import torch
+
+    from .config import ConfigError
+    from .devices import training_memory_problem
+    from .layers import PuzzleEmbedding
+    from .monitor import Progress, format_duration
+    from .run import new_run_dir, prepare, write_config
+    from .trainer import Trainer
+
     model_line = mapping.get("model", {}).get("mixer", "?")
     say(
         f"trm-run: task {mapping['task']}, mixer {model_line}, {chosen}; device {world.device}"
@@ -368,15 +488,17 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(problem)
     if args.resume:
         run_dir = Path(args.resume)
+    elif world.is_main:
+        run_dir = new_run_dir(args.out or "runs", config)
+        locks.append(FolderLock(run_dir))
+        locks[-1].acquire()
     else:
-        run_dir = new_run_dir(args.out, config) if world.is_main else None
+        run_dir = None
     progress = Progress(total=0) if world.is_main else None
     trainer = Trainer(config, task, data_dir, world, run_dir, registry, progress)
-    if args.resume and trainer.checkpoint_path.is_file():
-        trainer.load(trainer.checkpoint_path)
+    if payload is not None:
+        trainer.load(trainer.checkpoint_path, payload)
         say(f"resumed at step {trainer.step} of {trainer.total_steps}")
-    elif args.resume:  # stopped before its first checkpoint: nothing to lose by starting over
-        say(f"note: {run_dir} has no checkpoint yet (stopped before its first); starting at step 0")
     elif world.is_main:
         write_config(run_dir, trainer.config, trainer.model.plugin_table)
     if progress is not None:
@@ -409,7 +531,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     started = time.monotonic()
     budget = None if args.time_budget is None else args.time_budget * 60
-    final = trainer.fit(max_steps=args.max_steps, time_budget=budget)
+    with doing(trainer.interruption):
+        final = trainer.fit(max_steps=args.max_steps, time_budget=budget)
     if world.is_main:
         print(
             f"\ndone: step {trainer.step} of {trainer.total_steps} in "
@@ -420,8 +543,13 @@ def _run(args: argparse.Namespace) -> int:
         from .export import export_model
         from .inference import load_run
 
-        loaded = load_run(run_dir, device="cpu", registry=registry)
-        model_dir = export_model(loaded, run_dir / "model", force=True, data_dir=data_dir)
+        model_dir = run_dir / "model"
+        with doing(
+            f"writing the model folder {model_dir}; the checkpoint of step {trainer.step} is "
+            f"kept, and trm-export {run_dir} {model_dir} --force writes the folder again"
+        ):
+            loaded = load_run(run_dir, device="cpu", registry=registry)
+            export_model(loaded, model_dir, force=True, data_dir=data_dir)
         print(f"run folder:  {run_dir}")
         print(f"checkpoint:  {trainer.checkpoint_path}")
         print(f"model:       {model_dir} (trm-solve --model {model_dir} PUZZLE)")
@@ -457,12 +585,12 @@ def eval_main(argv: list[str] | None = None) -> int:
     )
     add_model_source(parser)
     parser.add_argument(
-        "--data", action="append", metavar="FILE",
+        "--data", action="append", type=named, metavar="FILE",
         help="score this file of puzzles with their answers, in one of the task's formats, "
         "as a split named after it (repeatable)",
     )  # fmt: skip
     parser.add_argument(
-        "--out", metavar="DIR",
+        "--out", type=named, metavar="DIR",
         help="where the task writes its outputs (ARC's submission.json; default: the run "
         "folder with --run and no --data, else nowhere)",
     )  # fmt: skip
@@ -513,21 +641,29 @@ def _eval(args: argparse.Namespace) -> int:
         source, device = args.model, args.device or "auto"
     world = init_world(device)
     load = load_run if args.run is not None else load_model  # --run: a run folder alone
-    loaded = load(source, device=world.device)
+    with doing(f"loading {source}; nothing was written"):
+        loaded = load(source, device=world.device)
+    with doing(f"evaluating {source}; no result was recorded"):
+        return _evaluate(args, loaded, world, section, batch_size)
+
+
+def _evaluate(args, loaded, world, section, batch_size) -> int:
     data = None
     if args.data:
         data = loaded.read_data(args.data, log=lambda *a: None)
     if section is not None:
         return _eval_strategy(loaded, world, section, batch_size, data, args)
-    if batch_size is not None or args.split:
-        raise ConfigError("--set eval.batch_size and --split apply to --strategy evaluations")
+    if args.split:
+        raise ConfigError("--split applies to --strategy evaluations")
     out_dir = args.out
     if out_dir is None and loaded.run_dir is not None and data is None:
         out_dir = loaded.run_dir
-    metrics = loaded.evaluate(
-        world, max_examples=args.max_examples, early_halting=args.early_halting or None,
-        out_dir=out_dir, data=data,
-    )  # fmt: skip
+    rows = batch_size or loaded.config.eval.batch_size
+    with sized_by(f"eval.batch_size={rows} (--set eval.batch_size=N)"):
+        metrics = loaded.evaluate(
+            world, max_examples=args.max_examples, early_halting=args.early_halting or None,
+            out_dir=out_dir, data=data, batch_size=batch_size,
+        )  # fmt: skip
     if not world.is_main:  # under torchrun rank 0 reports
         return 0
     seconds = metrics.pop("seconds", None)
@@ -576,24 +712,20 @@ def _eval_strategy(loaded, world, section: dict, batch_size: int | None, data, a
     """trm-eval --strategy: accuracy against compute on every split, printed; for a run
     folder also recorded in metrics.json and logged to TensorBoard
     (``strategy/<name>/...`` against passes)."""
-    from .checkpoint import atomic_write_text
-    from .strategies import (
-        check_strategy,
-        format_report,
-        log_reports,
-        make_strategy,
-        options_of,
-    )
+    from .config import suggest
+    from .strategies import check_strategy, format_report, make_strategy, options_of
 
     name, strategy = make_strategy(section)
     check_strategy(name, strategy, loaded.task, loaded.model)
     say = print if world.is_main and not args.json else (lambda *a, **k: None)
     options = options_of(strategy)
     say(f"{loaded.source} at step {loaded.step}: strategy {name} {_options_text(options)}")
-    reports = loaded.evaluate_strategy(
-        strategy, world, max_examples=args.max_examples, batch_size=batch_size,
-        splits=args.split, data=data,
-    )  # fmt: skip
+    rows = batch_size or loaded.config.eval.batch_size
+    with sized_by(_budget_keys(rows, strategy, options)):
+        reports = loaded.evaluate_strategy(
+            strategy, world, max_examples=args.max_examples, batch_size=batch_size,
+            splits=args.split, data=data,
+        )  # fmt: skip
     if not world.is_main:
         return 0
     record = {
@@ -601,29 +733,63 @@ def _eval_strategy(loaded, world, section: dict, batch_size: int | None, data, a
         "strategy": {"name": name, "options": options},
         "reports": [report.as_dict() for report in reports],
     }
+    metrics = sorted({
+        key for report in reports for row in report.rows
+        for selection in row["selections"].values() for key in selection
+    })  # fmt: skip
+    if loaded.run_dir is not None and data is None:  # scores of other data are not the run's
+        _record_strategy(loaded.run_dir, record, name, reports)
+    if metrics and args.metric not in metrics:
+        raise ConfigError(
+            f"--metric {args.metric}: not a metric of this evaluation"
+            f"{suggest(args.metric, metrics)}; its metrics: {', '.join(metrics)}"
+        )
     if args.json:
         key = "run" if args.run is not None else "model"
         print(json.dumps({key: loaded.source, **record}))
     else:
         for report in reports:
             print(format_report(report, args.metric))
-    if loaded.run_dir is None or data is not None:
-        return 0  # a model folder is read-only; scores of other data are not the run's
-    run_dir = loaded.run_dir
+    return 0
+
+
+def _budget_keys(rows: int, strategy, options: dict) -> str:
+    """The settings that size a strategy evaluation's memory: rows per forward pass and
+    the strategy's own counts (its trajectories or copies per puzzle)."""
+    counts = [
+        f"strategy.{key}={value}"
+        for key, value in options.items()
+        if type(value) is int and key != "seed"
+    ]
+    per = strategy.rows_per_puzzle()
+    return f"eval.batch_size={rows} (--set eval.batch_size=N; each puzzle takes {per} rows)" + (
+        f" or {', '.join(counts)}" if counts else ""
+    )
+
+
+def _record_strategy(run_dir: Path, record: dict, name: str, reports: list) -> None:
+    """A strategy evaluation into the run's metrics.json and TensorBoard; a file that
+    cannot be read or written is named in a warning, never fatal to the evaluation."""
+    from .checkpoint import atomic_write_text
+    from .monitor import TensorBoard
+    from .strategies import log_reports
+
     history_path = run_dir / "metrics.json"
     try:
         history = json.loads(history_path.read_text()) if history_path.is_file() else []
+        if not isinstance(history, list):
+            raise ValueError(f"{history_path} is damaged: not a list of records")
         history.append({**record, "evaluated_by": "trm-eval"})
         atomic_write_text(history_path, json.dumps(history, indent=2))
-        from .monitor import TensorBoard
-
         board = TensorBoard(run_dir)
         log_reports(board, name, reports)
         board.close()
-    except (OSError, ValueError) as error:
-        print(f"warning: the results above were not recorded in {run_dir}: {error}",
+    except (OSError, ValueError, RecursionError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ValueError) and "damaged" not in reason:
+            reason = f"{history_path} is damaged ({reason})"
+        print(f"warning: the results were not recorded in {run_dir}: {reason}",
               file=sys.stderr)  # fmt: skip
-    return 0
 
 
 def _options_text(options: dict) -> str:
@@ -661,15 +827,34 @@ _python_show_warning = warnings.showwarning
 
 
 def run(command) -> None:
-    """Run a console command; a closed pipe (``trm-plugins | head``) is not an error."""
+    """Run a console command: SIGTERM raised as :class:`Terminated` (reported, like
+    Ctrl-C, in one line by :func:`guarded`); a closed pipe (``trm-plugins | head``) is
+    not an error; output that cannot be written (a full disk) is one line."""
     warnings.showwarning = _show_warning
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code = command()
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except (KeyboardInterrupt, Terminated) as error:  # outside guarded (argument parsing)
+        code = interrupted(error)
+    except OSError as error:  # stdout itself failed (e.g. trm-plugins > /dev/full)
+        from .devices import describe_os_error
+
+        _quiet_stdout()
+        print(f"error: cannot write the output: {describe_os_error(error)}", file=sys.stderr)
+        code = 2
     raise SystemExit(code)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's own flush at exit cannot fail
+    again on what is still buffered."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def plugins_command() -> None:

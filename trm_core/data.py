@@ -15,6 +15,7 @@ import json
 import os
 import reprlib
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -249,12 +250,30 @@ MAX_LINE = 1 << 24
 
 
 def input_file(path: str | os.PathLike, error: type[DataError] = DataError) -> Path:
-    """``path`` as a Path when it is a file; else ``error`` saying it is missing or a folder."""
+    """``path`` as a Path when it can be read as a file: a regular file, or a pipe or
+    character device (``<(command)``, ``/dev/stdin``, ``/dev/null``, read as their
+    stream); else ``error`` saying it is empty, missing, a folder or another kind of
+    file."""
+    if os.fspath(path) == "":
+        raise error("an empty file name")
     path = Path(path)
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as failure:
+        raise error(f"{path}: cannot be read ({failure.strerror or failure})") from None
+    if stat.S_ISDIR(mode):
         raise error(f"{path}: a folder, not a file")
-    if not path.is_file():
-        raise error(f"{path}: no such file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        kind = (
+            "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "not a file"
+        )
+        raise error(f"{path}: {kind}, not a file to read")
     return path
 
 
@@ -271,6 +290,12 @@ def read_text_file(path: str | os.PathLike, error: type[DataError] = DataError) 
     except OSError as failure:
         raise error(f"{path}: cannot be read ({failure.strerror or failure})") from None
     return _decoded(data, path, 1, error)
+
+
+def decode_text(data: bytes, source: str | os.PathLike) -> str:
+    """``data`` as UTF-8 text (a byte-order mark dropped), or a DataError naming
+    ``source`` and the line of a NUL byte or of bytes that are not UTF-8."""
+    return _decoded(data, Path(source), 1, DataError)
 
 
 def _decoded(data: bytes, path: Path, line: int, error: type[DataError]) -> str:

@@ -151,6 +151,10 @@ def describe_os_error(error: OSError) -> str:
     """``no space left on device (runs/x/checkpoints/last.pt)``: what the system said,
     and the file it said it of."""
     text = (error.strerror or str(error) or type(error).__name__).lower()
+    short = re.fullmatch(r"(\d+) requested and (\d+) written", text.strip())
+    if short is not None:  # numpy's short write (np.save to a full disk): no errno to say so
+        wanted, got = (int(n) for n in short.groups())
+        text = f"no space left on device (a write stopped at {got:,} of {wanted:,})"
     return f"{text} ({os.fsdecode(error.filename)})" if error.filename is not None else text
 
 

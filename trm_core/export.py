@@ -437,7 +437,7 @@ def _distribution(manifest: Mapping[str, Any], kind: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import Parser, guarded
+    from .cli import Parser, guarded, named
 
     parser = Parser(
         prog="trm-export",
@@ -446,10 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         "can go on the Hugging Face Hub as it is.",
     )
     parser.add_argument(
-        "source", metavar="RUN",
+        "source", metavar="RUN", type=named,
         help="a run folder (or a checkpoint, a model folder, hf://owner/name)",
     )  # fmt: skip
-    parser.add_argument("out", metavar="OUT", help="the model folder to write")
+    parser.add_argument("out", metavar="OUT", type=named, help="the model folder to write")
     parser.add_argument(
         "--dtype", choices=("float32", "bfloat16"), default="float32",
         help="the weights' dtype in the file (default float32; bfloat16 halves the size)",
@@ -476,19 +476,27 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.push:
         check_repo_id(args.push)
-    if args.source == "":
-        from .modelfolder import ModelFolderError
-
-        raise ModelFolderError("RUN is an empty name")
     out = Path(args.out)
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    written = export_model(
-        args.source, out, dtype=args.dtype, force=args.force,
-        keep_all_embeddings=args.keep_all_embeddings, hub_id=args.push, log=say,
-    )  # fmt: skip
+    from .files import FolderLock, run_folder_of
+    from .monitor import doing
+
+    run_folder = run_folder_of(out.parent)  # writing into a run folder: its one writer
+    lock = FolderLock(run_folder) if run_folder is not None else None
+    try:
+        if lock is not None and (note := lock.acquire()):
+            say(f"note: {note}")
+        with doing(f"exporting {args.source} to {out}; nothing was written to {out}"):
+            written = export_model(
+                args.source, out, dtype=args.dtype, force=args.force,
+                keep_all_embeddings=args.keep_all_embeddings, hub_id=args.push, log=say,
+            )  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.release()
     print(f"wrote {written} ({folder_size(written):,} bytes: {WEIGHTS}, {CONFIG}, {CARD})")
     if args.push:
         url = push(written, args.push, private=args.private)

@@ -130,15 +130,11 @@ class LoadedModel:
             return np.zeros((0, inputs.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate(predictions), np.concatenate(halts)
 
-    def _prepared(self, world, max_examples, early_halting, log):
+    def _prepared(self, world, max_examples, early_halting, log, batch_size=None):
         """The run's config for ``world`` and its data folder (built or reused), the
         data checked against the model's sizes."""
-        mapping = unstructure(self.config)
+        mapping = unstructure(self._eval_config(max_examples, early_halting, batch_size))
         mapping["device"] = str(world.device)
-        if max_examples is not None:
-            mapping["eval"]["max_examples"] = max_examples
-        if early_halting is not None:
-            mapping["eval"]["early_halting"] = early_halting
         config, data_dir = prepare(mapping, self.task, world, log=log)
         model_config = self.model.config
         for key in DATA_SIZES:
@@ -251,13 +247,15 @@ class LoadedModel:
                 reports.append(report)
         return reports
 
-    def _eval_config(self, max_examples: int | None, early_halting: bool | None) -> RunConfig:
+    def _eval_config(
+        self, max_examples: int | None, early_halting: bool | None, batch_size: int | None = None
+    ) -> RunConfig:
         """The run's config with the evaluation overrides (no data needed)."""
         mapping = unstructure(self.config)
-        if max_examples is not None:
-            mapping["eval"]["max_examples"] = max_examples
-        if early_halting is not None:
-            mapping["eval"]["early_halting"] = early_halting
+        for key, value in (("max_examples", max_examples), ("early_halting", early_halting),
+                           ("batch_size", batch_size)):  # fmt: skip
+            if value is not None:
+                mapping["eval"][key] = value
         return build_run_config(mapping, where=self.source)
 
     def evaluate(
@@ -268,6 +266,7 @@ class LoadedModel:
         early_halting: bool | None = None,
         out_dir: str | os.PathLike | None = None,
         data: Mapping[str, Split] | None = None,
+        batch_size: int | None = None,
         log=lambda *args: None,
     ) -> dict[str, Any]:
         """Evaluate these weights as a run's final evaluation does: the test split and
@@ -284,6 +283,7 @@ class LoadedModel:
             max_examples: evaluate a prefix of each split (default: the run's
                 ``eval.max_examples``).
             early_halting: override the run's ``eval.early_halting``.
+            batch_size: override the run's ``eval.batch_size`` (rows per forward pass).
             out_dir: where the task writes its outputs (ARC's ``submission.json``; an
                 extra split's into ``<name>/``); None writes nothing.
             log: says where the data are (``prepare``'s log line).
@@ -294,10 +294,10 @@ class LoadedModel:
         world = World(device=self.device) if world is None else world
         out = None if out_dir is None else Path(out_dir)
         if data is not None:
-            config = self._eval_config(max_examples, early_halting)
+            config = self._eval_config(max_examples, early_halting, batch_size)
             splits = {f"{name}/": split for name, split in data.items()}
             return evaluate_named(self.model, self.task, splits, config, world, out)[0]
-        config, data_dir = self._prepared(world, max_examples, early_halting, log)
+        config, data_dir = self._prepared(world, max_examples, early_halting, log, batch_size)
         test = read_split(data_dir / "test", self.task)
         extra = extra_splits(data_dir, self.task)
         metrics, _ = evaluate_splits(self.model, self.task, test, extra, config, world, out)

@@ -240,6 +240,7 @@ CAPABILITIES = (
     "read_data",
     "export_state",
     "import_state",
+    "source_files",
 )
 
 
@@ -390,6 +391,15 @@ class Task(ABC):
         arrays), when a model is loaded; called after :meth:`configure`, before any
         puzzle is read. Raise :class:`~trm_core.DataError` for a state that does not fit."""
         raise NotImplementedError(self._lacks("import_state"))
+
+    def source_files(self, options: Mapping[str, Any]) -> list[Path]:
+        """Capability: the user's files ``build_dataset`` reads for ``options`` (a CSV, a
+        puzzle list, ARC JSON), resolved as the task resolves them. The data cache is
+        keyed on each one's resolved path, size, modification time and content hash, so
+        an edited, replaced or deleted file is never served from the cache of its old
+        content. Without it the engine takes every string option naming a file or a
+        path (relative ones against the working folder)."""
+        raise NotImplementedError(self._lacks("source_files"))
 
     @classmethod
     def supports(cls, capability: str) -> bool:

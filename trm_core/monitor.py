@@ -2,14 +2,78 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+
+#: What the command is doing, innermost last: describers of the work in progress, for the
+#: line an interrupt (Ctrl-C, SIGTERM) prints (see :func:`doing`).
+_DOING: list[Callable[[], str]] = []
+
+
+@contextlib.contextmanager
+def doing(describe: Callable[[], str] | str) -> Iterator[None]:
+    """Say what is in progress while the block runs: an interrupt's one line names the
+    innermost, e.g. "training runs/x at step 57; the checkpoint of step 40 is kept;
+    resume with: trm-run --resume runs/x". ``describe`` is called only then."""
+    describer = describe if callable(describe) else (lambda: describe)
+    _DOING.append(describer)
+    try:
+        yield
+    except BaseException as error:  # the innermost description leaves with the error
+        if getattr(error, "trm_doing", None) is None:
+            with contextlib.suppress(Exception):
+                error.trm_doing = describer()
+        raise
+    finally:
+        _DOING.remove(describer)
+
+
+#: The settings that size the memory the work in progress takes (see :func:`sized_by`).
+_SIZED: list[str] = []
+
+
+@contextlib.contextmanager
+def sized_by(keys: str) -> Iterator[None]:
+    """Name the settings that size the memory of the block's work ("eval.batch_size=500,
+    strategy.k=32"): an out-of-memory error inside says to lower those."""
+    _SIZED.append(keys)
+    try:
+        yield
+    except BaseException as error:  # the error carries the keys out of the block
+        if getattr(error, "trm_memory_keys", None) is None:
+            with contextlib.suppress(AttributeError, TypeError):
+                error.trm_memory_keys = keys
+        raise
+    finally:
+        _SIZED.pop()
+
+
+def memory_keys(error: BaseException | None = None) -> str | None:
+    """The :func:`sized_by` keys of the block ``error`` came out of, else the innermost
+    block's, or None."""
+    keys = getattr(error, "trm_memory_keys", None)
+    return keys if keys is not None else (_SIZED[-1] if _SIZED else None)
+
+
+def in_progress(error: BaseException | None = None) -> str | None:
+    """What :func:`doing` said was in progress where ``error`` was raised, else what it
+    says is in progress now (the innermost), or None."""
+    said = getattr(error, "trm_doing", None)
+    if said is not None:
+        return said
+    for describe in reversed(_DOING):
+        try:
+            return describe()
+        except Exception:  # a describer must never hide the interrupt
+            continue
+    return None
 
 
 def format_duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from .data import DataError, read_split
 from .devices import auto_device, describe_os_error
 from .distributed import World
 from .interfaces import Task
+from .monitor import doing
 from .registry import Registry, get_registry
 from .taskkit import task_data_version
 
@@ -132,7 +134,12 @@ def device_setting(device: str | None, overrides: Sequence[str]) -> str | None:
 
 
 def data_dir_for(
-    task_name: str, options: Mapping[str, Any], cache_dir: str | None, *, version: str
+    task_name: str,
+    options: Mapping[str, Any],
+    cache_dir: str | None,
+    *,
+    version: str,
+    sources: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """A cache folder per (task, data options, data version): ``<base>/<task>-<key>``.
 
@@ -141,13 +148,70 @@ def data_dir_for(
     task: the task class's ``data_version`` attribute when it sets one, else the
     version of the distribution the task comes from, so data built by another
     release of a plugin (an older generator, say) is never reused silently.
+    ``sources`` (:func:`source_identities`) are the user's files the data are built
+    from: each one's resolved path, size, modification time and content hash join the
+    key, so that data built from a file are never reused once it is edited, replaced
+    or deleted, and two projects' ``train.txt`` are two caches. Generated data (no
+    sources) stay keyed on their options alone.
     ``<base>`` is ``cache_dir``, else ``$TRM_DATA_DIR``, else ``~/.cache/trm/data``;
-    ``<key>`` is the first 12 hex digits of the SHA-256 of the three as JSON.
+    ``<key>`` is the first 12 hex digits of the SHA-256 of these as JSON.
     """
     base = Path(cache_dir or os.environ.get("TRM_DATA_DIR") or Path.home() / ".cache/trm/data")
-    keyed = {"task": task_name, "options": options, "data_version": version}
+    keyed: dict[str, Any] = {"task": task_name, "options": options, "data_version": version}
+    if sources:
+        keyed["sources"] = list(sources)
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return base.expanduser() / f"{task_name}-{key}"
+
+
+#: A string option that looks like a file name (``train.csv``): a path even when absent.
+_FILE_NAME = re.compile(r".+\.[A-Za-z][A-Za-z0-9]{0,7}")
+
+
+def _path_options(options: Any) -> list[Path]:
+    """Every string among ``options`` (nested) that names an existing file or folder, or
+    looks like a path or a file name: what a task without ``source_files`` reads."""
+    found: list[Path] = []
+    if isinstance(options, Mapping):
+        for value in options.values():
+            found += _path_options(value)
+    elif isinstance(options, list | tuple):
+        for value in options:
+            found += _path_options(value)
+    elif isinstance(options, str) and options.strip() and "\n" not in options:
+        path = Path(options).expanduser()
+        if os.sep in options or _FILE_NAME.fullmatch(path.name) or path.exists():
+            found.append(path)
+    return found
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_identities(task: Task, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The identity of each user file the task's data are built from (``Task.source_files``,
+    else :func:`_path_options`): resolved path, and for a file its size, modification
+    time and SHA-256; a folder or a missing path by its resolved path alone."""
+    paths = task.source_files(options) if task.supports("source_files") else _path_options(options)
+    identities = []
+    for given in paths:
+        path = Path(given).expanduser().resolve()
+        identity: dict[str, Any] = {"path": str(path)}
+        try:
+            if path.is_file():
+                stat = path.stat()
+                identity.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=_digest(path))
+            else:
+                identity["kind"] = "folder" if path.is_dir() else "missing"
+        except OSError as error:  # unreadable: the build will say so; key it as such
+            identity["kind"] = f"unreadable ({error.strerror or error})"
+        identities.append(identity)
+    return identities
 
 
 def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tuple[RunConfig, Path]:
@@ -158,16 +222,21 @@ def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tup
     data = mapping.get("data", {}) or {}
     task.configure(dict(data.get("options", {}) or {}))
     check_task_capabilities(task, mapping["task"], data)
+    options = data.get("options", {}) or {}
     target = data_dir_for(
         mapping["task"],
-        data.get("options", {}),
+        options,
         data.get("cache_dir"),
         version=task_data_version(task),
+        sources=source_identities(task, options),
     )
     if world.is_main:
         started = time.monotonic()
         try:
-            built = Path(task.build_dataset(dict(data.get("options", {})), target))
+            with doing(
+                f"building the {mapping['task']} data in {target}; nothing half-built is kept"
+            ):
+                built = Path(task.build_dataset(dict(data.get("options", {})), target))
         except OSError as error:  # the cache folder: not writable, a full disk, ...
             raise DataError(
                 f"cannot build the {mapping['task']} data in {target}: "
@@ -244,3 +313,38 @@ def read_config(run_dir: Path) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
     return build_run_config(read_yaml(path, "run's config"), where=str(path))
+
+
+#: What may change in a run's config.yaml between its checkpoint and ``--resume``:
+#: where and how it runs, logging and evaluation; nothing the checkpoint computed
+#: (model, data, batch, augmentations, schedule, seed, EMA, loss).
+RESUMABLE = (
+    "device",
+    "data.cache_dir",
+    "train.compile",
+    "train.prefetch",
+    "train.log_interval",
+    "eval",
+    "strategy",
+)
+
+
+def resume_changes(now: Mapping[str, Any], then: Mapping[str, Any]) -> list[str]:
+    """The keys of a run's config that differ from its checkpoint's (``key old -> new``),
+    leaving out :data:`RESUMABLE`."""
+    from .monitor import flatten
+
+    flat_now, flat_then = flatten(now), flatten(then)
+    changed = []
+    for key in sorted(set(flat_now) | set(flat_then)):
+        if any(key == allowed or key.startswith(allowed + ".") for allowed in RESUMABLE):
+            continue
+        old, new = flat_then.get(key, "(absent)"), flat_now.get(key, "(absent)")
+        if old != new:
+            changed.append(f"{key} {old!r} -> {new!r}")
+    return changed
+
+
+def start_over(run_dir: Path, task: str) -> str:
+    """How to start a run folder's config over, in a new run folder (nothing is lost)."""
+    return f"trm-run --task {task} --config {Path(run_dir) / 'config.yaml'}"

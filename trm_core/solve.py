@@ -28,8 +28,31 @@ SHOWN = 12  # problems listed per answer
 def read_text(argument: str) -> tuple[str, str, bool]:
     """(text, source name, literal): ``-`` is standard input, an existing path a file,
     anything else the puzzle itself."""
+    if argument == "":
+        raise ValueError(
+            "PUZZLE is empty: give a puzzle in the task's text format, a file of puzzles, "
+            "or - to read standard input"
+        )
     if argument == "-":
-        return sys.stdin.read(), "<stdin>", False
+        from trm_core.monitor import doing
+
+        if sys.stdin is None or sys.stdin.closed:
+            raise ValueError("PUZZLE is -, but standard input is closed")
+        from trm_core.data import DataError, decode_text
+
+        with doing("reading puzzles from standard input; nothing was answered"):
+            try:
+                data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else None
+            except OSError as error:
+                raise ValueError(
+                    f"cannot read standard input ({error.strerror or error})"
+                ) from None
+            if data is None:  # a text stream without bytes underneath (tests' StringIO)
+                return sys.stdin.read(), "<stdin>", False
+            try:
+                return decode_text(data, "<stdin>"), "<stdin>", False
+            except DataError as error:
+                raise ValueError(str(error)) from None
     path = Path(argument)
     if "\n" in argument or not path.exists():
         return argument, "the puzzle", True
@@ -96,8 +119,19 @@ def _solve(args: argparse.Namespace) -> int:
         return _fail(str(error))
     if literal and len(puzzles) == 1:
         puzzles = [("the puzzle", puzzles[0][1])]
+    from trm_core.monitor import doing, sized_by
+
     inputs = np.stack([tokens for _, tokens in puzzles])
-    predictions, _ = run.predict(inputs, batch_size=batch_size or 256, strategy=strategy)
+    rows = batch_size or 256
+    per = 1 if strategy is None else strategy.rows_per_puzzle()
+    with (
+        doing(f"answering {len(puzzles)} puzzle(s); nothing was written"),
+        sized_by(
+            f"eval.batch_size={rows} (--set eval.batch_size=N; each puzzle takes {per} rows)"
+            + ("" if strategy is None else " or the strategy's counts (--set strategy.KEY=N)")
+        ),
+    ):
+        predictions, _ = run.predict(inputs, batch_size=rows, strategy=strategy)
     weights = "EMA weights" if run.ema else "weights"
     print(f"{run.source} ({run.config.task}, step {run.step}, {weights}), {len(puzzles)} puzzle(s)")
     valid, checked = 0, 0

@@ -74,6 +74,31 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _ignore_interrupts() -> None:
+    """A worker's initializer: Ctrl-C (sent to the whole process group) and SIGTERM are
+    the main process's to handle; a worker printing its own traceback would garble them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[Any]:
+    """A ``concurrent.futures.ProcessPoolExecutor`` of ``workers`` processes for a data
+    build: its workers leave interrupts to the main process, and an error or interrupt
+    in the main process cancels what is queued instead of waiting for all of it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, initializer=_ignore_interrupts)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 # --------------------------------------------------------------------------- build once
 
 #: The file that marks a built folder complete: the build's summary plus ``manifest``.

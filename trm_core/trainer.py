@@ -392,6 +392,28 @@ class Trainer:
     def checkpoint_path(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / "checkpoints" / "last.pt"
 
+    def interruption(self) -> str:
+        """What an interrupt of :meth:`fit` leaves: where training was, the checkpoint
+        kept and how to go on (the line Ctrl-C and SIGTERM print)."""
+        at = f"at step {self.step} of {self.total_steps}"
+        if self._phase != "training":
+            at += f" ({self._phase})"
+        if self.run_dir is None:
+            return f"training {at}"
+        if self._saved_step is not None:
+            kept = (
+                f"the checkpoint of step {self._saved_step} is kept; resume with: "
+                f"trm-run --resume {self.run_dir}"
+            )
+        else:
+            from .run import start_over
+
+            kept = (
+                "no checkpoint was written yet; start over with: "
+                f"{start_over(self.run_dir, self.config.task)}"
+            )
+        return f"training {self.run_dir} {at}; {kept}"
+
     def _last_good_checkpoint(self) -> str:
         path = self.checkpoint_path
         if path is not None and path.exists():
@@ -435,10 +457,11 @@ class Trainer:
         self._saved_step = self.step
         return path
 
-    def load(self, path: Path) -> None:
-        """Restore the full training state from a run checkpoint; ``metrics.json`` and
-        TensorBoard continue from its step (what a killed run logged later is dropped)."""
-        payload = read_checkpoint(path)
+    def load(self, path: Path, payload: dict[str, Any] | None = None) -> None:
+        """Restore the full training state from a run checkpoint (``payload``: the file
+        already read); ``metrics.json`` and TensorBoard continue from its step (what a
+        killed run logged later is dropped)."""
+        payload = read_checkpoint(path) if payload is None else payload
         if payload.get("kind") != "run":
             raise CheckpointError(f"{path}: a model checkpoint, not a run checkpoint")
         expected = {key: value.shape for key, value in self.model.state_dict().items()}

