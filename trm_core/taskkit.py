@@ -74,9 +74,11 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _ignore_interrupts() -> None:
-    """A worker's initializer: Ctrl-C (sent to the whole process group) and SIGTERM are
-    the main process's to handle; a worker printing its own traceback would garble them."""
+def quiet_worker() -> None:
+    """A data-building worker process's initializer (``ProcessPoolExecutor`` or
+    ``multiprocessing.Pool``): Ctrl-C, which a terminal sends to the whole process group,
+    is the main process's to handle, and SIGTERM (a pool's ``terminate``) ends the worker
+    at once; a worker printing its own traceback would garble the main process's line."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -90,7 +92,7 @@ def process_pool(workers: int) -> Iterator[Any]:
     in the main process cancels what is queued instead of waiting for all of it."""
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(workers, initializer=_ignore_interrupts)
+    pool = ProcessPoolExecutor(workers, initializer=quiet_worker)
     try:
         yield pool
     except BaseException:

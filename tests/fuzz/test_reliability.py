@@ -513,3 +513,28 @@ def test_a_full_disk_during_a_data_build_is_called_a_full_disk(refused, tmp_path
 )
 def test_an_empty_argument_is_called_empty(refused, main, argv, fragment):
     refused(main, argv, fragment)
+
+
+def test_an_interrupted_data_build_keeps_nothing_half_built(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the Sudoku generator's
+    workers leave it to the main process, which says what it stopped and keeps nothing."""
+    cache = tmp_path / "cache"
+    argv = ["--task", "sudoku", "--device", "cpu", "--out", str(tmp_path / "runs"), "--set",
+            "data.options.train.count=200000", "--set", f"data.cache_dir={cache}"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trm_core.cli", "run", *argv], cwd=tmp_path,
+        env=_env(tmp_path / "unused"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    _wait_for(lambda: any(cache.glob(".*building-*")) or process.poll() is not None,
+              "the data build to start")  # fmt: skip
+    time.sleep(1.0)  # the workers are generating
+    os.killpg(process.pid, signal.SIGINT)
+    code, _, err = _finish(process)
+    assert code == 130, err
+    line = _one_line(err)
+    assert line.startswith("interrupted (SIGINT): building the sudoku data in "), line
+    assert line.endswith("nothing half-built is kept"), line
+    assert not list(cache.glob(".*building-*")) and not [p for p in cache.iterdir() if p.is_dir()]
+    with pytest.raises(ProcessLookupError):  # no worker left behind in its group
+        os.killpg(process.pid, 0)

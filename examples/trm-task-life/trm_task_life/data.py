@@ -8,7 +8,9 @@
 
 Each example is a random board (the input) and its next generation (the label).
 Boards are drawn independently, so a test board may repeat a training board
-only on tiny sides; the build counts such repeats in ``dataset.json``.
+only on tiny sides; the build counts such repeats in ``dataset.json``. So no
+count is out of reach for want of distinct boards; but every board is drawn at
+once, so train and test together may hold at most ``MAX_CELLS`` cells.
 
 A file of boards (``trm-eval --data FILE``) holds one board a line, in the
 one-line form ``trm-solve`` reads: rows of ``.`` (dead) and ``#`` (alive)
@@ -39,6 +41,9 @@ from trm_core import (
 from .board import ALIVE, DEAD, SYMBOLS, parse, step
 
 MIN_SIDE, MAX_SIDE = 3, 32
+#: The most cells (boards x side x side, train and test together) a build draws: they
+#: are all in memory at once, about 16 bytes a cell while they are made.
+MAX_CELLS = 2**28
 
 
 def _at_least(low: int):
@@ -73,6 +78,20 @@ def parse_options(options: Mapping[str, Any]) -> LifeOptions:
     return structure(LifeOptions, dict(options), "data.options")
 
 
+def check_size(options: LifeOptions) -> None:
+    """Refuse, before drawing, counts too large to draw at once, naming them. (Checked
+    by the build, not by :func:`parse_options`: a model trained on a larger set
+    elsewhere still loads.)"""
+    cells = (options.train_count + options.test_count) * options.side**2
+    if cells > MAX_CELLS:
+        raise ConfigError(
+            f"data.options.train_count={options.train_count} + "
+            f"data.options.test_count={options.test_count} boards of side {options.side} "
+            f"(data.options.side) are {cells:,} cells, more than the {MAX_CELLS:,} the "
+            "generator draws at once; lower the counts or the side"
+        )
+
+
 def random_boards(count: int, options: LifeOptions, stream: int) -> np.ndarray:
     """[count, side, side] boards, each cell alive with probability ``density``."""
     rng = np.random.default_rng(mix_seed(options.seed, stream))
@@ -83,8 +102,11 @@ def random_boards(count: int, options: LifeOptions, stream: int) -> np.ndarray:
 def build(options: Mapping[str, Any], out_dir: Path) -> Path:
     """Write the ``train`` and ``test`` splits into ``out_dir``, unless already there."""
     parsed = parse_options(options)
+    if not (Path(out_dir) / "dataset.json").exists():
+        check_size(parsed)  # refused before anything is made (a rebuild checks again)
 
     def write(folder: Path) -> dict[str, Any]:
+        check_size(parsed)
         say(f"generating {parsed.train_count} + {parsed.test_count} Life boards")
         summary: dict[str, Any] = {"options": attrs.asdict(parsed)}
         splits = {"train": parsed.train_count, "test": parsed.test_count}

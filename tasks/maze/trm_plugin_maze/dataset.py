@@ -12,6 +12,13 @@ the network). ``count`` subsamples a CSV split. Generated splits use separate
 seeds, and a generated test maze equal to a training maze under any of the 8
 dihedral transforms (or to another test maze) is replaced, so train and test
 never share a maze.
+
+Options that cannot give the mazes asked for are refused in one line naming
+them, when the data is built: before generating, a ``min_length`` no maze of
+the side reaches and counts beyond ``MAX_BYTES``; within seconds of
+generating, too few distinct mazes (the train and test counts together, test
+mazes being new), as soon as the stream shows it
+(:class:`~trm_plugin_maze.generate.Supply`).
 """
 
 from __future__ import annotations
@@ -40,11 +47,23 @@ from trm_core import (
 )
 
 from .augment import canonical
-from .generate import MAX_SIDE, MazeSpec, generate
+from .generate import (
+    CANDIDATE_BUDGET,
+    DRAWS_PER_ITEM,
+    MAX_SIDE,
+    MazeSpec,
+    Shortfall,
+    default_min_length,
+    generate_distinct,
+    longest_path,
+)
 from .sources import Mazes, read_csv
 
 SOURCES = ("generate", "csv", "hub")
 HUB_REPO = "sapientinc/maze-30x30-hard-1k"
+#: The most memory the generated splits may take while they are made (all of them are
+#: held at once: about 8 bytes a cell and 128 a maze, with their keys and copies).
+MAX_BYTES = 2**32
 
 
 def _wall_probability(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -113,8 +132,59 @@ def parse_options(options: dict[str, Any]) -> MazeOptions:
             elif split.source == "csv" and not split.path:
                 raise ConfigError("source csv needs path: FILE")
         except (ConfigError, ValueError) as error:
+            if split.source == "generate" and split.count is not None:
+                _reachable(name, split, top.side)  # the key named in full, with the longest path
             raise ConfigError(f"{where}.{name}: {error}") from None
     return top
+
+
+def _feasible(top: MazeOptions) -> None:
+    """Refuse, before generating, what no generator run gives: a min_length no maze of
+    the side reaches, splits too large to hold. (Checked when the data is built, not by
+    :func:`parse_options`: options that only name a side, to read or solve mazes, keep
+    working.)"""
+    for name in ("train", "test"):
+        split = getattr(top, name)
+        if split.source == "generate":
+            _reachable(name, split, top.side)
+    _fits(top)
+
+
+def _reachable(name: str, split: SplitOptions, side: int) -> None:
+    """Refuse a min_length that no maze of the side reaches."""
+    most_walls = split.wall_probability[1]
+    longest = longest_path(side, most_walls)
+    threshold = default_min_length(side) if split.min_length is None else split.min_length
+    if threshold < longest:
+        return
+    key = f"data.options.{name}.min_length"
+    shown = f"{key} {threshold}"
+    if split.min_length is None:
+        shown = f"{key} (default {threshold} for side {side})"
+    walls = (
+        f" with data.options.{name}.wall_probability={split.wall_probability} (no walls)"
+        if most_walls <= 0 else ""
+    )  # fmt: skip
+    raise ConfigError(
+        f"{shown} is out of reach for side {side} (data.options.side): no shortest path of a "
+        f"{side}x{side} maze{walls} is longer than {longest} moves, and a maze's must be "
+        f"longer than min_length; set {key} to at most {longest - 1}, or raise "
+        "data.options.side"
+    )
+
+
+def _fits(top: MazeOptions) -> None:
+    """Refuse generated splits too large to hold in memory while they are made."""
+    names = [n for n in ("train", "test") if getattr(top, n).source == "generate"]
+    counts = [getattr(top, n).count for n in names]
+    need = sum(counts) * (8 * top.side * top.side + 128)
+    if need > MAX_BYTES:
+        keys = " + ".join(f"data.options.{n}.count={c}" for n, c in zip(names, counts, strict=True))
+        raise ConfigError(
+            f"{keys} mazes of side {top.side} (data.options.side) need about "
+            f"{need / 2**30:,.1f} GiB of memory while they are made, more than the "
+            f"{MAX_BYTES // 2**30} GiB the generator allows; lower the count"
+        )
 
 
 def _split_options(value: Any, where: str) -> SplitOptions:
@@ -148,24 +218,53 @@ def _load(name: str, split: SplitOptions, options: MazeOptions, avoid: set[bytes
 def _generated(name: str, split: SplitOptions, options: MazeOptions, avoid: set[bytes]) -> Mazes:
     """``count`` generated mazes, none a transform of one in ``avoid`` or of each other."""
     spec, wanted = split.spec(options.side), split.count
-    asked = wanted
-    while True:
-        puzzles, labels, lengths, tried = generate(
-            spec, asked, mix_seed(options.seed, _code(name)), progress=f"generating {name}"
-        )
-        keys, seen, keep = canonical(puzzles), set(avoid), []
-        for index, key in enumerate(keys):
-            if key not in seen:
-                seen.add(key)
-                keep.append(index)
-        if len(keep) >= wanted:
-            break
-        asked += wanted - len(keep)  # the stream only grows: ask for more and filter again
+    try:
+        puzzles, labels, lengths, tried, asked = generate_distinct(
+            spec, wanted, mix_seed(options.seed, _code(name)), avoid,
+            progress=f"generating {name}",
+        )  # fmt: skip
+    except Shortfall as short:
+        raise ConfigError(_shortfall(name, split, options, short.verdict, len(avoid))) from None
     if asked > wanted:
         say(f"  {name}: replaced {asked - wanted} mazes shared with another split or repeated")
-    keep = np.asarray(keep[:wanted])
-    return Mazes(puzzles[keep], labels[keep], np.arange(1, wanted + 1), lengths[keep],
-                 candidates=tried)  # fmt: skip
+    return Mazes(puzzles, labels, np.arange(1, wanted + 1), lengths, candidates=tried)
+
+
+def _shortfall(name: str, split: SplitOptions, options: MazeOptions, verdict, avoided: int) -> str:
+    """The one line that says why the generator stopped, naming the options to change."""
+    key, side = f"data.options.{name}", options.side
+    threshold = default_min_length(side) if split.min_length is None else split.min_length
+    length = f"{key}.min_length={threshold}"
+    if split.min_length is None:
+        length = f"{key}.min_length, default {threshold} for side {side}"
+    plural = "" if verdict.found == 1 else "s"
+    mazes = (
+        f"maze{plural} of side {side} (data.options.side) with a shortest path longer than "
+        f"{threshold} moves ({length})"
+    )  # fmt: skip
+    if verdict.kind == "none":
+        return (
+            f"{length} is out of reach: no maze of side {side} (data.options.side) with "
+            f"wall probability {split.wall_probability} has a shortest path that long in "
+            f"{verdict.cost:,} candidates; lower {key}.min_length or raise data.options.side"
+        )
+    besides = f" besides the {avoided:,} training mazes" if avoided else ""
+    advice = f"lower {key}.count"
+    if avoided:
+        advice += " or data.options.train.count (test mazes must differ from training mazes)"
+    advice += f", lower {key}.min_length or raise data.options.side"
+    asked = f"{key}.count={verdict.wanted} is more than these options give"
+    if verdict.kind == "exhausted":
+        return (
+            f"{asked}: only {verdict.found:,} distinct {mazes}{besides} turned up in "
+            f"{verdict.cost:,} candidates, none new in the last half of them; {advice}"
+        )
+    return (
+        f"{asked}: {verdict.found:,} distinct {mazes}{besides} turned up among the "
+        f"{verdict.drawn:,} accepted of {verdict.cost:,} candidates, and at the rate new ones "
+        f"come the generator's limits ({DRAWS_PER_ITEM} accepted per maze asked for, "
+        f"{CANDIDATE_BUDGET:,} candidates) would give about {verdict.reach:,}; {advice}"
+    )
 
 
 def _describe(found: Mazes, split: SplitOptions) -> dict[str, Any]:
@@ -184,11 +283,14 @@ def _describe(found: Mazes, split: SplitOptions) -> dict[str, Any]:
 def build(options: dict[str, Any], out_dir: Path) -> Path:
     """Write the ``train`` and ``test`` splits to ``out_dir`` (reused if complete)."""
     parsed = parse_options(dict(options))
+    if not (Path(out_dir) / "dataset.json").exists():
+        _feasible(parsed)  # refused before anything is made (a rebuild checks again)
     what = f"the Maze data set ({parsed.side}x{parsed.side})"
     return build_once(Path(out_dir), lambda tmp: _write(parsed, tmp), what=what)
 
 
 def _write(parsed: MazeOptions, out_dir: Path) -> dict[str, Any]:
+    _feasible(parsed)
     train = _load("train", parsed.train, parsed, set())
     avoid = set(canonical(train.puzzles)) if parsed.test.source == "generate" else set()
     test = _load("test", parsed.test, parsed, avoid)

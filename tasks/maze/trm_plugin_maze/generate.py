@@ -10,33 +10,72 @@ tie-broken shortest path (:mod:`trm_plugin_maze.paths`).
 Candidates come in fixed batches, batch k drawn from ``mix_seed(seed, k)``,
 and the accepted mazes are taken in order: the same seed gives the same mazes
 whatever the count, and a larger count extends a smaller one.
+
+Limits. No shortest path in a side x side grid is longer than
+:func:`longest_path` moves (a shortest path never touches itself: at most 3
+cells of any 2x2 square, the exact maximum searched out for sides up to 8), so
+a larger ``min_length`` is refused before generating
+(:meth:`MazeSpec.reachable`). Small sides allow few distinct mazes (179 of
+side 3 with paths over 2 moves), and any side few with paths near the longest:
+:func:`generate_distinct` stops as soon as the stream shows that the count is
+out of reach (:class:`Supply`), after at most ``CANDIDATE_BUDGET`` candidates.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import math
 import os
 import sys
 import time
+from array import array
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import attrs
 import numpy as np
 
-from trm_core import mix_seed
+from trm_core import mix_seed, quiet_worker
 
+from .augment import canonical
 from .grid import GOAL, OPEN, PATH, START, WALL
 from .paths import distances, trace_back
 
 BATCH = 4096  # candidates per batch (fixed: the stream of mazes must not depend on it)
 MAX_SIDE = 64  # rows are searched as 64-bit masks
 HARD_SIDE, HARD_MIN_LENGTH = 30, 110
+#: The most candidates one split may take (262,144 batches: hours of work; 1,000 mazes of
+#: the 30x30 'hard' kind take about 4 million, of the 11x11 default 90 million).
+CANDIDATE_BUDGET = 2**30
+EMPTY_BATCHES = 64  # batches without a single maze at side 15 or less: min_length is out of reach
+#: The longest induced path (cells) of the side x side grid, searched exhaustively.
+_LONGEST_PATH_CELLS = {3: 7, 4: 11, 5: 17, 6: 24, 7: 33, 8: 42}
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # puzzles, labels, path lengths
 
 
 def default_min_length(side: int) -> int:
     """The Maze-Hard threshold scaled to the side: 110 moves at 30x30, 55 at 15x15, 41 at 11x11."""
     return math.ceil(HARD_MIN_LENGTH * side / HARD_SIDE)
+
+
+def empty_batches(side: int) -> int:
+    """Batches without a single maze after which min_length counts as out of reach: 64
+    up to side 15, fewer for larger sides, whose batches take longer (8 from side 42)."""
+    return max(8, min(EMPTY_BATCHES, EMPTY_BATCHES * 15 * 15 // (side * side)))
+
+
+def longest_path(side: int, most_walls: float = 0.5) -> int:
+    """An upper bound of the shortest path (moves) of a side x side maze whose wall
+    probability is at most ``most_walls``: exact up to side 8 (6 moves at side 3, 16
+    at 5, 41 at 8); beyond, a shortest path holds at most 3 cells of each 2x2 square;
+    without walls, the grid's diameter 2 x (side - 1)."""
+    if most_walls <= 0:
+        return 2 * (side - 1)
+    cells = _LONGEST_PATH_CELLS.get(side, side * side - (side // 2) ** 2)
+    return cells - 1
 
 
 @attrs.frozen
@@ -56,6 +95,19 @@ class MazeSpec:
             )
         if self.threshold < 1 or self.threshold >= self.side * self.side:
             raise ValueError(f"min_length {self.threshold} is out of range for side {self.side}")
+
+    def reachable(self) -> None:
+        """Raise ValueError for a threshold no maze of the side reaches (the data set's
+        build checks it; a spec that only names the side, to read or solve mazes, may
+        keep the default threshold of a side too small for it)."""
+        longest = longest_path(self.side, self.wall_probability[1])
+        if self.threshold >= longest:
+            raise ValueError(
+                f"min_length {self.threshold} is out of reach for side {self.side}: no "
+                f"shortest path of a {self.side}x{self.side} maze"
+                f"{' without walls' if longest == 2 * (self.side - 1) else ''} is longer "
+                f"than {longest} moves; lower min_length to at most {longest - 1}"
+            )
 
     @property
     def threshold(self) -> int:
@@ -151,6 +203,25 @@ def candidates(spec: MazeSpec, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return grid, labels, lengths
 
 
+def _batches(spec: MazeSpec, seed: int, workers: int) -> Iterator[tuple[Batch, int]]:
+    """Every candidate batch in order, without end: (its accepted mazes, the number of
+    batches run when its round ends). Rounds of 2 x ``workers`` batches run over
+    ``workers`` processes; closing the iterator stops them (a round's batches take a
+    fraction of a second, so none is left running)."""
+    run = partial(candidates, spec)
+    pool = ProcessPoolExecutor(workers, initializer=quiet_worker) if workers > 1 else None
+    try:
+        batch = 0
+        while True:
+            seeds = [mix_seed(seed, k) for k in range(batch, batch + 2 * workers)]
+            batch += len(seeds)
+            for made in pool.map(run, seeds) if pool else map(run, seeds):
+                yield made, batch
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 def generate(
     spec: MazeSpec,
     count: int,
@@ -162,39 +233,203 @@ def generate(
 
     Batches run over ``workers`` processes (default: every core), in rounds;
     the accepted mazes are taken in batch order, so the result does not depend
-    on the number of processes.
+    on the number of processes. Repeats are kept: :func:`generate_distinct`
+    drops them.
 
     Args:
         progress: a label for progress lines on stderr (None: quiet).
     """
     workers = workers or os.cpu_count() or 1
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[Batch] = []
     found, batch = 0, 0
     started = shown = time.monotonic()
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    try:
-        while found < count:
-            seeds = [mix_seed(seed, k) for k in range(batch, batch + 2 * workers)]
-            batch += len(seeds)
-            run = partial(candidates, spec)
-            for made in pool.map(run, seeds) if pool else map(run, seeds):
-                parts.append(made)
-                found += len(made[0])
+    with contextlib.closing(_batches(spec, seed, workers)) as batches:
+        for made, batch in batches:
+            parts.append(made)
+            found += len(made[0])
+            if len(parts) < batch:
+                continue  # the round goes on
             if progress and (time.monotonic() - shown > 5 or found >= count):
                 shown = time.monotonic()
                 print(f"  {progress}: {min(found, count)}/{count} mazes "
                       f"({batch * BATCH} candidates, {shown - started:.0f}s)",
                       file=sys.stderr, flush=True)  # fmt: skip
-            if found == 0 and batch >= 64:
+            if found >= count:
+                break
+            if found == 0 and batch >= empty_batches(spec.side):
                 raise ValueError(
                     f"no maze longer than {spec.threshold} moves in {batch * BATCH} candidates "
                     f"of side {spec.side} with wall probability {list(spec.wall_probability)}: "
                     "lower min_length"
                 )
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
     puzzles, labels, lengths = (
         np.concatenate(column)[:count] for column in zip(*parts, strict=True)
     )
     return puzzles, labels, lengths, batch * BATCH
+
+
+# -- distinct mazes, and when there are not enough -------------------------------------
+
+
+#: A stream may draw this many items per distinct item wanted (at least MIN_DRAWS):
+#: beyond, new ones are too rare to be worth the wait (a count of nearly all the
+#: distinct items there are takes some 10 draws each).
+DRAWS_PER_ITEM, MIN_DRAWS = 32, 1024
+
+
+@attrs.frozen
+class Verdict:
+    """Why a stream of candidates cannot give the count asked for.
+
+    ``kind``: ``none`` (no candidate was accepted at all), ``exhausted`` (no new
+    distinct item for a long while: the supply is used up) or ``short`` (at the
+    rate new items still come, the budget ends first).
+    """
+
+    kind: str
+    wanted: int  # distinct items asked for
+    found: int  # distinct items found
+    drawn: int  # items drawn (accepted), repeats included
+    cost: int  # what drawing them took (candidates, tries)
+    budget: int  # the most cost the stream may take
+    reach: int  # short: about how many distinct items the budget would give
+
+
+class Supply:
+    """Watches a deterministic stream of draws (in batches) for the signs that it cannot
+    give ``wanted`` distinct items within ``budget`` (candidates, tries...) and
+    ``DRAWS_PER_ITEM`` draws per item wanted (``MIN_DRAWS`` at least).
+
+    After each batch, :meth:`record` the items drawn, how many were new and the
+    cost; :meth:`verdict` is then None while the count is in reach. It judges on
+    the counts alone, so the same stream stops at the same batch wherever it runs:
+
+    - none: nothing drawn after ``empty`` cost;
+    - exhausted: no new item in the last half of the draws, that half at least
+      ``min_window`` draws and twice the items found;
+    - short: the draws left (by the budget, at the acceptance seen, leaning high)
+      are fewer than the items missing; or, from ``min_drawn`` draws, the new
+      items of each doubling of the draws, extrapolated until the budget or the
+      draws are spent, never reach the count. The last doubling's new items
+      (plus a margin) grow or shrink from one doubling to the next as they did
+      over the last three (the larger of two estimates, leaning high, at most
+      twice): a supply running out gives fewer each time, one far from it
+      (hardly a repeat) twice as many.
+
+    Memory: two integers per batch.
+    """
+
+    def __init__(
+        self, wanted: int, budget: int, empty: int, min_window: int, min_drawn: int
+    ) -> None:
+        self.wanted, self.budget, self.empty, self.min_window = wanted, budget, empty, min_window
+        self.min_drawn = min_drawn
+        self.drawn, self.found = array("q", [0]), array("q", [0])
+        self.cost = 0
+
+    def record(self, drawn: int, found: int, cost: int) -> None:
+        """One batch: ``drawn`` items, ``found`` of them new, at ``cost``."""
+        self.drawn.append(self.drawn[-1] + drawn)
+        self.found.append(self.found[-1] + found)
+        self.cost += cost
+
+    def _found_at(self, x: float) -> float:
+        i = bisect.bisect_right(self.drawn, x) - 1
+        if i + 1 >= len(self.drawn):
+            return float(self.found[-1])
+        x0, x1, y0, y1 = self.drawn[i], self.drawn[i + 1], self.found[i], self.found[i + 1]
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+    def verdict(self) -> Verdict | None:
+        n, y, wanted = self.drawn[-1], self.found[-1], self.wanted
+        if y >= wanted:
+            return None
+
+        def say(kind: str, reach: float = 0) -> Verdict:
+            return Verdict(kind, wanted, y, n, self.cost, self.budget, int(reach))
+
+        if n == 0:
+            return say("none") if self.cost >= self.empty else None
+        if y == self._found_at(n / 2) and n / 2 >= max(self.min_window, 2 * y):
+            return say("exhausted")
+        limit = self.budget * min(1.0, (n + 2 * math.sqrt(n) + 2) / self.cost)  # draws
+        limit = min(limit, max(MIN_DRAWS, DRAWS_PER_ITEM * wanted))
+        if y + max(0.0, limit - n) < wanted:
+            return say("short", y + max(0.0, limit - n))  # even if every draw were new
+        if n < self.min_drawn:
+            return None
+        half, quarter, eighth = (self._found_at(n / part) for part in (2, 4, 8))
+        last, before, earlier = y - half, half - quarter, quarter - eighth
+        growth = max(
+            (last + 1) / max(before, 1), math.sqrt((last + before + 1) / max(before + earlier, 1))
+        )
+        growth = 2.0 if last >= 0.9 * n / 2 else min(2.0, growth)  # hardly a repeat: far off
+        new = last + math.sqrt(last) + 1
+        reach, x = float(y), float(n)
+        while x < limit and reach < wanted:
+            new *= growth
+            reach += new * min(1.0, math.log2(limit / x))
+            x *= 2
+        return say("short", reach) if reach < wanted else None
+
+
+class Shortfall(ValueError):
+    """The generator stopped: its options cannot give the count asked for."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"{verdict.kind}: {verdict.found} of {verdict.wanted} found")
+        self.verdict = verdict
+
+
+def generate_distinct(
+    spec: MazeSpec,
+    count: int,
+    seed: int,
+    avoid: set[bytes],
+    workers: int | None = None,
+    progress: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """``count`` mazes, none a transform (:func:`~trm_plugin_maze.augment.canonical`) of
+    another or of one in ``avoid``: the first such of :func:`generate`'s stream.
+
+    Returns (puzzles, labels, path lengths, candidates tried, mazes of the stream
+    taken, repeats included). Raises ValueError for a threshold out of reach
+    (:meth:`MazeSpec.reachable`) and :class:`Shortfall` as soon as a
+    :class:`Supply` judges the count out of reach (at most ``CANDIDATE_BUDGET``
+    candidates). Memory holds the kept mazes and their keys, never the repeats.
+    """
+    spec.reachable()
+    workers = workers or os.cpu_count() or 1
+    empty = empty_batches(spec.side) * BATCH
+    supply = Supply(count, CANDIDATE_BUDGET, empty, min_window=4096, min_drawn=16)
+    seen = set(avoid)
+    parts: list[Batch] = []
+    kept = drawn = 0
+    started = shown = time.monotonic()
+    with contextlib.closing(_batches(spec, seed, workers)) as batches:
+        for made, batch in batches:
+            keep = []
+            for index, key in enumerate(canonical(made[0])):
+                if key in seen:
+                    continue
+                seen.add(key)
+                keep.append(index)
+                if kept + len(keep) == count:
+                    drawn += index + 1
+                    break
+            else:
+                drawn += len(made[0])
+            parts.append(tuple(column[keep] for column in made))
+            kept += len(keep)
+            supply.record(len(made[0]), len(keep), BATCH)
+            if progress and (time.monotonic() - shown > 5 or kept == count):
+                shown = time.monotonic()
+                print(f"  {progress}: {kept}/{count} mazes ({len(parts) * BATCH} candidates, "
+                      f"{shown - started:.0f}s)", file=sys.stderr, flush=True)  # fmt: skip
+            if kept == count:
+                tried = batch * BATCH  # whole rounds, as generate() counts them
+                break
+            if verdict := supply.verdict():
+                raise Shortfall(verdict)
+    puzzles, labels, lengths = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return puzzles, labels, lengths, tried, drawn

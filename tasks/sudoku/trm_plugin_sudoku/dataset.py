@@ -14,6 +14,14 @@ file), ``hub`` (the same CSV from the Hugging Face Hub; needs the ``hub``
 extra and the network) and ``list`` (one puzzle a line, solved by the solver).
 Generated splits come from separate seeds, and no generated test puzzle is a
 transform (under the training augmentations) of a training puzzle.
+
+Options that cannot give the puzzles asked for are refused in one line naming
+them, when the data is built. Before generating: a count above the puzzles
+that can be told apart with that many givens
+(:func:`~trm_plugin_sudoku.generate.most_signatures`; a training and a test
+count together, the test puzzles being new) or above ``TRY_BUDGET``. Within
+seconds of generating: a kind of puzzle the generator does not reach, or too
+few distinct puzzles (:func:`~trm_plugin_sudoku.generate.generate_distinct`).
 """
 
 from __future__ import annotations
@@ -41,7 +49,17 @@ from trm_core import (
     write_split,
 )
 
-from .generate import Generated, PuzzleSpec, disjoint, generate
+from .generate import (
+    DRAWS_PER_ITEM,
+    MAX_TRIES,
+    PILOT_TRIES,
+    TRY_BUDGET,
+    PuzzleSpec,
+    Shortfall,
+    Verdict,
+    generate_distinct,
+    most_signatures,
+)
 from .grid import to_tokens
 from .solver import solve
 from .sources import Puzzles, hub_csv, read_csv, read_list
@@ -127,6 +145,52 @@ def parse_options(options: dict[str, Any]) -> SudokuOptions:
     return structure(SudokuOptions, options, where)
 
 
+def _enough(parsed: SudokuOptions) -> None:
+    """Refuse, before generating, counts that no generator run can give: more puzzles
+    than can be told apart with the givens asked for (a split alone, or a test set with
+    the training set it must differ from), or than ``TRY_BUDGET`` tries make. (Checked
+    when the data is built, not by :func:`parse_options`, which also runs when a
+    trained model is loaded.)"""
+    splits = {"train": parsed.train, "test": parsed.test}
+    splits.update({f"extra_tests.{name}": split for name, split in parsed.extra_tests.items()})
+    generated = {name: split for name, split in splits.items() if split.source == "generate"}
+    for name, split in generated.items():
+        if split.count > TRY_BUDGET:
+            raise ConfigError(
+                f"data.options.{name}.count={split.count} is more puzzles than the generator "
+                f"makes for one split ({TRY_BUDGET:,} tries at most, one puzzle a try at "
+                f"best); lower data.options.{name}.count"
+            )
+        _distinguishable([name], [split])
+    if "train" in generated:
+        for name, split in generated.items():
+            if name != "train":
+                _distinguishable(["train", name], [parsed.train, split])
+
+
+def _distinguishable(names: list[str], splits: list[SplitOptions]) -> None:
+    """Refuse splits that ask for more puzzles than can be told apart in their givens
+    ranges (all of them together: each later split differs from the first)."""
+    ranges = [split.givens for split in splits]
+    if any(givens is None for givens in ranges):
+        return  # minimal puzzles of any number of givens: more than any count
+    values = sorted({g for low, high in ranges for g in range(low, high + 1)})
+    most = sum(most_signatures(g, g) for g in values)
+    wanted = sum(split.count for split in splits)
+    if wanted <= most:
+        return
+    pairs = list(zip(names, splits, strict=True))
+    counts = " + ".join(f"data.options.{name}.count={split.count}" for name, split in pairs)
+    givens = " and ".join(f"data.options.{name}.givens={split.givens}" for name, split in pairs)
+    together = " (test puzzles must differ from training puzzles)" if len(names) > 1 else ""
+    raise ConfigError(
+        f"{counts} asks for more puzzles than can be told apart with {givens}{together}: at "
+        f"most {most:,} can (by their givens per row, column, box and digit, which the "
+        "training augmentations keep); lower the count or widen the givens range to fewer "
+        "givens"
+    )
+
+
 def _shown(value: Any) -> str:
     return "null" if value is None else repr(value)
 
@@ -183,16 +247,13 @@ def _code(name: str) -> int:
 def _generated(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) -> Puzzles:
     """``count`` generated puzzles, none a transform of one in ``avoid`` or of each other."""
     spec, wanted = split.spec(), split.count
-    kept: list[Generated] = []
-    start, dropped = 0, 0
-    while len(kept) < wanted:
-        need = wanted - len(kept)
-        seeds = [mix_seed(seed, _code(name), i) for i in range(start, start + need)]
-        start += need
-        made = generate(spec, seeds, progress=f"generating {name}")
-        keep, lost = disjoint([*avoid, *(m.puzzle for m in kept)], [m.puzzle for m in made])
-        dropped += lost
-        kept += [made[i] for i in keep]
+    code = _code(name)
+    try:
+        kept, dropped = generate_distinct(
+            spec, wanted, lambda i: mix_seed(seed, code, i), avoid, progress=f"generating {name}"
+        )
+    except Shortfall as short:
+        raise ConfigError(_shortfall(name, split, short.verdict, len(avoid))) from None
     if dropped:
         say(f"  {name}: dropped {dropped} puzzles that could be transforms of others")
     return Puzzles(
@@ -200,6 +261,56 @@ def _generated(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray
         np.asarray([m.solution for m in kept], dtype=np.uint8),
         np.arange(1, wanted + 1),
         guesses=np.asarray([m.guesses for m in kept]),
+    )
+
+
+def _shortfall(name: str, split: SplitOptions, verdict: Verdict, avoided: int) -> str:
+    """The one line that says why the generator stopped, naming the options to change."""
+    key = "data.options." + (name if name in ("train", "test") else f"extra_tests.{name}")
+    spec = split.spec()
+    kind = [f"{key}.minimal={'true' if spec.minimal else 'false'}"]
+    if spec.givens is not None:
+        kind.insert(0, f"{key}.givens={list(spec.givens)}")
+    if spec.min_guesses:
+        default = " (the default)" if split.min_guesses is None else ""
+        kind.append(f"{key}.min_guesses={spec.min_guesses}{default}")
+    kind = ", ".join(kind)
+    if verdict.kind in ("none", "stuck"):
+        tries = PILOT_TRIES if verdict.kind == "none" else MAX_TRIES
+        advice = []
+        if spec.givens is not None:
+            advice.append(f"widen {key}.givens")
+        if spec.minimal and spec.givens is not None:
+            advice.append(
+                f"set {key}.minimal=false (this generator's minimal puzzles have about 20 to 30 "
+                "givens)"
+            )
+        if spec.min_guesses:
+            advice.append(f"lower {key}.min_guesses")
+        advice = advice or [f"lower {key}.count"]
+        where = "" if verdict.kind == "none" else f" (puzzle {verdict.drawn + 1})"
+        return (
+            f"{key}: no puzzle with {kind} came out of {tries:,} tries{where}: this generator "
+            f"does not reach that kind; {' or '.join(advice)}"
+        )
+    besides = f" besides the {avoided:,} training puzzles" if avoided else ""
+    advice = f"lower {key}.count"
+    if avoided:
+        advice += " or data.options.train.count (test puzzles must differ from training ones)"
+    if spec.givens is not None:
+        advice += f", or widen {key}.givens to fewer givens"
+    asked = f"{key}.count={verdict.wanted} is more than these options give"
+    distinct = f"distinct puzzle{'' if verdict.found == 1 else 's'} with {kind}{besides}"
+    if verdict.kind == "exhausted":
+        return (
+            f"{asked}: only {verdict.found:,} {distinct} (none a transform of another) turned "
+            f"up in {verdict.drawn:,} made, none new in the last half of them; {advice}"
+        )
+    return (
+        f"{asked}: {verdict.found:,} {distinct} came out of {verdict.drawn:,} made in "
+        f"{verdict.cost:,} tries, and at the rate new ones come the generator's limits "
+        f"({DRAWS_PER_ITEM} made per puzzle asked for, {TRY_BUDGET:,} tries) would give "
+        f"about {verdict.reach:,}; {advice}"
     )
 
 
@@ -221,12 +332,15 @@ def _describe(found: Puzzles, split: SplitOptions) -> dict[str, Any]:
 def build(options: dict[str, Any], out_dir: Path) -> Path:
     """Write ``train``, ``test`` and ``extra/<name>`` splits to ``out_dir`` (reused if there)."""
     parsed = parse_options(dict(options))
+    if not (Path(out_dir) / "dataset.json").exists():
+        _enough(parsed)  # refused before anything is made (a rebuild checks again)
     return build_once(
         Path(out_dir), lambda tmp: _write(parsed, tmp), what="the Sudoku data set", stale=_appeared
     )
 
 
 def _write(parsed: SudokuOptions, out_dir: Path) -> dict[str, Any]:
+    _enough(parsed)
     summary: dict[str, Any] = {"splits": {}, "skipped": []}
     train = _load("train", parsed.train, parsed.seed, [])
     avoid = list(train.puzzles)

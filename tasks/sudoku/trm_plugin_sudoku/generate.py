@@ -11,27 +11,46 @@ A puzzle is kept only when its difficulty (the solver's guess count, see
 :func:`trm_plugin_sudoku.solver.rate`) reaches ``min_guesses``. Everything is
 drawn from ``(seed, index)``, so the same options give the same puzzles, in
 one process or many.
+
+Limits. Few puzzles can be told apart from each other's transforms when
+almost every cell is given (:func:`most_signatures`: 1 with 80 or 81 givens);
+and some kinds are out of this generator's reach (minimal puzzles come out
+with about 20 to 30 givens; puzzles with many givens need no guess).
+:func:`generate_distinct` tries the first puzzles here (``PILOT_TRIES``) and
+stops as soon as the stream shows that the count is out of reach
+(:class:`Supply`), after at most ``TRY_BUDGET`` tries.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import math
 import os
 import random
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from functools import partial
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache, partial
 
 import attrs
 import numpy as np
 
 from trm_core import mix_seed
 
-from .parallel import map_chunks
+from .parallel import imap_chunks, map_chunks
 from .solver import UNITS, random_solution, solve
 
 #: Tries per puzzle before the generator gives up on the requested kind.
 MAX_TRIES = 2000
+#: The first puzzles of a split are made here, try after try, until PILOT_PUZZLES are
+#: made or PILOT_TRIES tried (a few seconds at most); none made: the kind is out of reach.
+PILOT_TRIES, PILOT_PUZZLES = 200, 8
+#: The most tries one split may take (some hours of work: 1,000 minimal puzzles of the
+#: default difficulty take about 5,000).
+TRY_BUDGET = 2**20
+ROUND = 4096  # puzzles handed to the worker processes at once, at most
 
 
 @attrs.frozen
@@ -73,9 +92,12 @@ def make_puzzle(spec: PuzzleSpec, rng: random.Random) -> tuple[list[int], list[i
     givens = 81
     order = list(range(81))
     rng.shuffle(order)
-    for cell in order:
+    low, high = spec.givens if spec.givens is not None else (0, 81)
+    for visited, cell in enumerate(order):
         if givens <= target:
             break
+        if givens < low or givens - (81 - visited) > high:
+            return None  # it can no longer end within the range: the same miss, sooner
         puzzle[cell] = 0
         if _unique(puzzle):
             givens -= 1
@@ -86,19 +108,30 @@ def make_puzzle(spec: PuzzleSpec, rng: random.Random) -> tuple[list[int], list[i
     return puzzle, solution
 
 
-def generate_one(spec: PuzzleSpec, seed: int) -> Generated:
-    """The puzzle for ``seed``: tries seeded (seed, try) until one meets ``spec``."""
-    for attempt in range(MAX_TRIES):
-        made = make_puzzle(spec, random.Random(mix_seed(seed, attempt)))
+def attempt(
+    spec: PuzzleSpec, seed: int, stop: int = MAX_TRIES, start: int = 0
+) -> tuple[Generated | None, int]:
+    """The puzzle for ``seed`` if one of its tries ``start`` to ``stop - 1`` (seeded
+    (seed, try)) meets ``spec``, else None; and the number of tries taken."""
+    for number in range(start, stop):
+        made = make_puzzle(spec, random.Random(mix_seed(seed, number)))
         if made is None:
             continue
         puzzle, solution = made
         guesses = solve(puzzle, limit=2).guesses
         if guesses >= spec.min_guesses:
-            return Generated(tuple(puzzle), tuple(solution), guesses)
-    raise RuntimeError(
-        f"no puzzle met {spec} in {MAX_TRIES} tries (seed {seed}); relax givens or min_guesses"
-    )
+            return Generated(tuple(puzzle), tuple(solution), guesses), number + 1 - start
+    return None, max(0, stop - start)
+
+
+def generate_one(spec: PuzzleSpec, seed: int) -> Generated:
+    """The puzzle for ``seed``: tries seeded (seed, try) until one meets ``spec``."""
+    made, _ = attempt(spec, seed)
+    if made is None:
+        raise RuntimeError(
+            f"no puzzle met {spec} in {MAX_TRIES} tries (seed {seed}); relax givens or min_guesses"
+        )
+    return made
 
 
 def _generate_chunk(spec: PuzzleSpec, seeds: list[int]) -> list[Generated]:
@@ -173,3 +206,258 @@ def disjoint(
         seen.add(sig)
         out.append(index)
     return out, dropped
+
+
+# -- distinct puzzles, and when there are not enough ---------------------------
+
+
+#: A stream may draw this many items per distinct item wanted (at least MIN_DRAWS):
+#: beyond, new ones are too rare to be worth the wait (a count of nearly all the
+#: distinct items there are takes some 10 draws each).
+DRAWS_PER_ITEM, MIN_DRAWS = 32, 1024
+
+
+@attrs.frozen
+class Verdict:
+    """Why a stream of candidates cannot give the count asked for.
+
+    ``kind``: ``none`` (no candidate was accepted at all), ``exhausted`` (no new
+    distinct item for a long while: the supply is used up) or ``short`` (at the
+    rate new items still come, the budget ends first).
+    """
+
+    kind: str
+    wanted: int  # distinct items asked for
+    found: int  # distinct items found
+    drawn: int  # items drawn (accepted), repeats included
+    cost: int  # what drawing them took (candidates, tries)
+    budget: int  # the most cost the stream may take
+    reach: int  # short: about how many distinct items the budget would give
+
+
+class Supply:
+    """Watches a deterministic stream of draws (in batches) for the signs that it cannot
+    give ``wanted`` distinct items within ``budget`` (candidates, tries...) and
+    ``DRAWS_PER_ITEM`` draws per item wanted (``MIN_DRAWS`` at least).
+
+    After each batch, :meth:`record` the items drawn, how many were new and the
+    cost; :meth:`verdict` is then None while the count is in reach. It judges on
+    the counts alone, so the same stream stops at the same batch wherever it runs:
+
+    - none: nothing drawn after ``empty`` cost;
+    - exhausted: no new item in the last half of the draws, that half at least
+      ``min_window`` draws and twice the items found;
+    - short: the draws left (by the budget, at the acceptance seen, leaning high)
+      are fewer than the items missing; or, from ``min_drawn`` draws, the new
+      items of each doubling of the draws, extrapolated until the budget or the
+      draws are spent, never reach the count. The last doubling's new items
+      (plus a margin) grow or shrink from one doubling to the next as they did
+      over the last three (the larger of two estimates, leaning high, at most
+      twice): a supply running out gives fewer each time, one far from it
+      (hardly a repeat) twice as many.
+
+    Memory: two integers per batch.
+    """
+
+    def __init__(
+        self, wanted: int, budget: int, empty: int, min_window: int, min_drawn: int
+    ) -> None:
+        self.wanted, self.budget, self.empty, self.min_window = wanted, budget, empty, min_window
+        self.min_drawn = min_drawn
+        self.drawn, self.found = array("q", [0]), array("q", [0])
+        self.cost = 0
+
+    def record(self, drawn: int, found: int, cost: int) -> None:
+        """One batch: ``drawn`` items, ``found`` of them new, at ``cost``."""
+        self.drawn.append(self.drawn[-1] + drawn)
+        self.found.append(self.found[-1] + found)
+        self.cost += cost
+
+    def _found_at(self, x: float) -> float:
+        i = bisect.bisect_right(self.drawn, x) - 1
+        if i + 1 >= len(self.drawn):
+            return float(self.found[-1])
+        x0, x1, y0, y1 = self.drawn[i], self.drawn[i + 1], self.found[i], self.found[i + 1]
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+    def verdict(self) -> Verdict | None:
+        n, y, wanted = self.drawn[-1], self.found[-1], self.wanted
+        if y >= wanted:
+            return None
+
+        def say(kind: str, reach: float = 0) -> Verdict:
+            return Verdict(kind, wanted, y, n, self.cost, self.budget, int(reach))
+
+        if n == 0:
+            return say("none") if self.cost >= self.empty else None
+        if y == self._found_at(n / 2) and n / 2 >= max(self.min_window, 2 * y):
+            return say("exhausted")
+        limit = self.budget * min(1.0, (n + 2 * math.sqrt(n) + 2) / self.cost)  # draws
+        limit = min(limit, max(MIN_DRAWS, DRAWS_PER_ITEM * wanted))
+        if y + max(0.0, limit - n) < wanted:
+            return say("short", y + max(0.0, limit - n))  # even if every draw were new
+        if n < self.min_drawn:
+            return None
+        half, quarter, eighth = (self._found_at(n / part) for part in (2, 4, 8))
+        last, before, earlier = y - half, half - quarter, quarter - eighth
+        growth = max(
+            (last + 1) / max(before, 1), math.sqrt((last + before + 1) / max(before + earlier, 1))
+        )
+        growth = 2.0 if last >= 0.9 * n / 2 else min(2.0, growth)  # hardly a repeat: far off
+        new = last + math.sqrt(last) + 1
+        reach, x = float(y), float(n)
+        while x < limit and reach < wanted:
+            new *= growth
+            reach += new * min(1.0, math.log2(limit / x))
+            x *= 2
+        return say("short", reach) if reach < wanted else None
+
+
+class Shortfall(ValueError):
+    """The generator stopped: its options cannot give the count asked for."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"{verdict.kind}: {verdict.found} of {verdict.wanted} found")
+        self.verdict = verdict
+
+
+def most_signatures(low: int, high: int) -> int:
+    """An upper bound of the number of :func:`signature`\\ s of puzzles with ``low`` to
+    ``high`` givens: how many such puzzles can be told apart from each other's
+    transforms. With m cells empty, the pair of row and column parts (each a
+    multiset of three bands' multisets of three counts), the box part and the digit
+    part (partitions of m into at most 9 parts of at most 9) determine a signature:
+    1 with 80 or 81 givens, 24 with 79, 189 with 78, 1,950 with 77."""
+    return sum(_signatures(81 - givens) for givens in range(low, high + 1))
+
+
+@cache
+def _signatures(empty: int) -> int:
+    if empty > 15:
+        return 2**40  # more than any count the generator may be asked for
+    bands = [
+        (a, b, c) for a in range(10) for b in range(a, 10) for c in range(b, 10)
+        if a + b + c <= empty
+    ]  # fmt: skip
+    sums = [sum(band) for band in bands]
+    structures = sum(
+        sums[i] + sums[j] + sums[k] == empty
+        for i in range(len(bands))
+        for j in range(i, len(bands))
+        for k in range(j, len(bands))
+    )
+    parts = _partitions(empty, 9, 9)
+    return structures * (structures + 1) // 2 * parts * parts
+
+
+@cache
+def _partitions(total: int, parts: int, largest: int) -> int:
+    """Partitions of ``total`` into at most ``parts`` parts of at most ``largest``."""
+    if total == 0:
+        return 1
+    if parts == 0:
+        return 0
+    return sum(
+        _partitions(total - part, parts - 1, part) for part in range(1, min(largest, total) + 1)
+    )
+
+
+def _attempt_chunk(
+    spec: PuzzleSpec, items: list[tuple[int, int]]
+) -> list[tuple[Generated | None, int]]:
+    """:func:`attempt` for each (seed, first try) of ``items`` (a worker's chunk)."""
+    return [attempt(spec, seed, MAX_TRIES, start) for seed, start in items]
+
+
+def generate_distinct(
+    spec: PuzzleSpec,
+    count: int,
+    seed_of: Callable[[int], int],
+    avoid: Iterable[Sequence[int]] = (),
+    workers: int | None = None,
+    progress: str | None = None,
+) -> tuple[list[Generated], int]:
+    """``count`` puzzles, none sharing a :func:`signature` with another or with a puzzle
+    of ``avoid``: the first such of the stream of puzzles for seeds ``seed_of(0)``,
+    ``seed_of(1)``... (each as :func:`generate_one` makes it). Returns them and the
+    number of puzzles of the stream dropped before the last one kept.
+
+    The first puzzles are made here (``PILOT_TRIES``, ``PILOT_PUZZLES``), the rest
+    over ``workers`` processes (default: every core) in rounds. Raises
+    :class:`Shortfall` as soon as a :class:`Supply` judges the count out of reach
+    (nothing in the pilot's tries, too few distinct puzzles, more than
+    ``TRY_BUDGET`` tries), or a puzzle takes more than ``MAX_TRIES`` tries; the
+    workers are stopped at once. Memory holds the kept puzzles and signatures.
+    """
+    workers = workers or os.cpu_count() or 1
+    supply = Supply(count, TRY_BUDGET, PILOT_TRIES, min_window=64, min_drawn=8)
+    seen = {signature(p) for p in avoid}
+    kept: list[Generated] = []
+    drawn = 0
+    started = shown = time.monotonic()
+
+    def take(results: list[tuple[Generated | None, int]]) -> bool:
+        """Add results in stream order; True once ``count`` are kept."""
+        nonlocal drawn, shown
+        made = new = tries = 0
+        for puzzle, used in results:
+            tries += used
+            if puzzle is None:  # a puzzle missed the kind in all its tries
+                supply.record(made, new, tries)
+                raise Shortfall(_verdict(supply, "stuck"))
+            made += 1
+            drawn += 1
+            key = signature(puzzle.puzzle)
+            if key in seen:
+                continue
+            seen.add(key)
+            kept.append(puzzle)
+            new += 1
+            if len(kept) == count:
+                break
+        supply.record(made, new, tries)
+        if progress and (time.monotonic() - shown > 5 or len(kept) == count):
+            shown = time.monotonic()
+            print(f"  {progress}: {len(kept)}/{count} puzzles ({shown - started:.0f}s)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        if len(kept) == count:
+            return True
+        if verdict := supply.verdict():
+            raise Shortfall(verdict)
+        return False
+
+    # The pilot: try after try here, so that a kind out of reach is refused in seconds.
+    index, pilot, tries, resume = 0, [], 0, 0
+    while len(pilot) < min(count, PILOT_PUZZLES) and tries < PILOT_TRIES:
+        made, used = attempt(spec, seed_of(index), min(MAX_TRIES, PILOT_TRIES - tries))
+        tries += used
+        if made is None:
+            resume = used  # this seed's first tries missed: the workers go on from there
+            break
+        pilot.append((made, used))
+        index += 1
+    if pilot and take(pilot):
+        return kept, drawn - count
+    if resume:
+        supply.record(0, 0, resume)  # the tries of the seed left unfinished
+        if verdict := supply.verdict():
+            raise Shortfall(verdict)
+
+    while True:
+        size = min(max(count - len(kept), workers), ROUND)
+        items = [(seed_of(i), resume if i == index else 0) for i in range(index, index + size)]
+        index, resume = index + size, 0
+        # Chunks of some 200 tries at most (a rare kind takes many a puzzle), so that the
+        # verdicts come soon; how the work is cut changes nothing in the stream.
+        per_puzzle = supply.cost / max(1, supply.drawn[-1])
+        chunk = max(1, min(50, size // (workers * 4) or 1, int(200 / per_puzzle)))
+        run = partial(_attempt_chunk, spec)
+        with contextlib.closing(imap_chunks(run, items, workers, chunk)) as parts:
+            for part in parts:
+                if take(part):
+                    return kept, drawn - count
+
+
+def _verdict(supply: Supply, kind: str) -> Verdict:
+    n, y = supply.drawn[-1], supply.found[-1]
+    return Verdict(kind, supply.wanted, y, n, supply.cost, supply.budget, 0)
