@@ -7,8 +7,8 @@ import torch
 
 import trm_core
 from trm_core import CheckpointError, build_model, load_checkpoint, save_checkpoint
-from trm_core.checkpoint import atomic_save
 from trm_core.cli import convert_main
+from trm_core.files import atomic_save
 
 from .reference_oracle import make_reference_state_dict, save_reference_checkpoint
 

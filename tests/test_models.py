@@ -206,7 +206,7 @@ def test_a_failed_export_leaves_no_folder_and_a_killed_ones_staging_goes(
     exports = tmp_path / "exports"
     out = exports / "m"
     written = []
-    real = trm_core.modelfolder._write_file
+    real = trm_core.modelfolder.write_synced
 
     def fail_second(path, data):
         written.append(path.name)
@@ -214,7 +214,7 @@ def test_a_failed_export_leaves_no_folder_and_a_killed_ones_staging_goes(
             raise OSError(28, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(trm_core.modelfolder, "_write_file", fail_second)
+    monkeypatch.setattr(trm_core.modelfolder, "write_synced", fail_second)
     assert export_main([str(run), str(out)]) == 2
     assert "no space left on device" in capsys.readouterr().err
     assert list(exports.iterdir()) == []  # neither OUT nor a staging folder

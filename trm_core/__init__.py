@@ -9,7 +9,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .checkpoint import (
     CheckpointError,
-    atomic_write_text,
     load_checkpoint,
     load_reference_checkpoint,
     read_checkpoint,
@@ -39,6 +38,7 @@ from .data import (
 )
 from .evaluate import unroll
 from .export import export_model
+from .files import atomic_write_text
 from .hookspecs import PLUGIN_CONTRACT, hookimpl, hookspec
 from .inference import LoadedModel, LoadedRun, load_model, load_run
 from .interfaces import (

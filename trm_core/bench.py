@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .cli import _fail
+from .command import Parser, fail, guarded, run
 from .config import ModelConfig, TrainConfig, structure, suggest, unstructure
 from .devices import DeviceError, native_bfloat16, resolve_device
 from .layers import swiglu_width
@@ -321,8 +321,6 @@ def _preset_list() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import Parser
-
     parser = Parser(
         prog="trm-bench",
         description=(
@@ -368,8 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``trm-bench``; returns the exit status (2 for a usage error)."""
     args = build_parser().parse_args(argv)
-    from .cli import guarded
-
     return guarded(lambda: _bench(args))
 
 
@@ -383,24 +379,24 @@ def _cores() -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     if not args.preset:
-        return _fail(f"--preset is required; presets: {_preset_list()}")
+        return fail(f"--preset is required; presets: {_preset_list()}")
     if args.preset not in PRESETS:
-        return _fail(
+        return fail(
             f"unknown preset {args.preset!r}{suggest(args.preset, PRESETS)}; "
             f"presets: {_preset_list()}"
         )
     batch = args.batch if args.batch is not None else default_batch(args.preset)
     for name, value, least in (("batch", batch, 1), ("steps", args.steps, 1)):
         if value < least:
-            return _fail(f"--{name} must be >= {least}, got {value}")
+            return fail(f"--{name} must be >= {least}, got {value}")
     if args.warmup < 0:
-        return _fail(f"--warmup must be >= 0, got {args.warmup}")
+        return fail(f"--warmup must be >= 0, got {args.warmup}")
     if args.peak_tflops is not None and not args.peak_tflops > 0:
-        return _fail(f"--peak-tflops must be > 0, got {args.peak_tflops}")
+        return fail(f"--peak-tflops must be > 0, got {args.peak_tflops}")
     if args.threads is not None:
         cores = _cores()
         if not 1 <= args.threads <= cores:
-            return _fail(
+            return fail(
                 f"--threads must be within 1..{cores} (the cores this process may use), "
                 f"got {args.threads}"
             )
@@ -410,7 +406,7 @@ def _bench(args: argparse.Namespace) -> int:
         device = resolve_device(args.device, key="--device")
         saved = None if args.compare is None else read_results(args.compare)
     except (DeviceError, ValueError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     log: Callable[[str], None] = (
         (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     )
@@ -419,12 +415,12 @@ def _bench(args: argparse.Namespace) -> int:
                        use_compile=args.compile, profile=args.profile, log=log,
                        peak_tflops=args.peak_tflops)  # fmt: skip
     except RuntimeError as error:
-        return _fail(str(error))
+        return fail(str(error))
     if saved is not None:
         try:
             result["compare"] = compare(result, saved, args.compare)
         except ValueError as error:
-            return _fail(str(error))
+            return fail(str(error))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -723,8 +719,6 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def bench_command() -> None:
-    from .cli import run
-
     run(main)
 
 

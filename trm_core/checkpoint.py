@@ -15,194 +15,25 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
-import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import attrs
 import torch
 from torch import Tensor
 
-from .config import ConfigError, ModelConfig, structure, suggest, unstructure
+from .config import ModelConfig, structure, suggest, unstructure
 from .devices import resolve_device
+from .errors import CheckpointError, ConfigError
+from .files import atomic_save
 from .layers import swiglu_width
 from .model import TRMModel
 from .registry import Registry, get_registry
 
-try:
-    import fcntl
-except ImportError:  # Windows, where a file open for writing cannot be removed anyway
-    fcntl = None
-
 FORMAT = "trm-checkpoint"
 #: 2: the payload's SHA-256 under ``checksum`` (version 1 files, without one, still load).
 FORMAT_VERSION = 2
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or does not fit the model."""
-
-
-# -- files ---------------------------------------------------------------------
-
-#: What _atomic_write's temporaries are called (mkstemp's 8 random characters).
-TEMPORARY = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
-#: A temporary whose lock cannot be tested (a file system without locks) is left this long.
-_UNLOCKED_AGE = 3600.0
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK_AT_IMPORT = _read_umask()
-_STATUS = "/proc/self/status"
-
-
-def current_umask() -> int:
-    """The process's umask, read without setting it (os.umask is process-wide): Linux's
-    ``/proc/self/status``, elsewhere the umask at import."""
-    try:
-        with open(_STATUS) as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return _UMASK_AT_IMPORT
-
-
-def _open_temporary(path: Path) -> tuple[int, str]:
-    """A new temporary beside ``path``, flock-ed while open (remove_stale_temporaries skips
-    it); made again if a cleaner removed it between its creation and the lock."""
-    while True:
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        if fcntl is None:
-            return handle, name
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks
-            return handle, name
-        if os.fstat(handle).st_nlink:
-            return handle, name
-        os.close(handle)
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """Write through ``write(file)`` into a temporary beside ``path``, flush, fsync, rename.
-
-    The file gets the mode a plain ``open`` would give it (an existing file's, else 0o666
-    less the umask); an OSError names ``path``, not the temporary.
-    """
-    path = Path(path)
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mode = 0o666 & ~current_umask()
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = _open_temporary(path)
-        with os.fdopen(handle, "wb") as file:
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle, mode)
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-            if fcntl is not None:  # renamed while locked: no cleaner takes a finished file
-                os.replace(temporary, path)
-        if fcntl is None:  # Windows renames no open file
-            os.replace(temporary, path)
-    except BaseException as error:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
-        cause = _os_error(error)
-        if cause is None:
-            raise
-        named = cause.filename
-        if named is None or _temporary_of(named) == path.name:
-            named = str(path)
-        raise OSError(cause.errno, cause.strerror, named) from error
-    return path
-
-
-def _os_error(error: BaseException) -> OSError | None:
-    """The OSError with an errno behind ``error`` (torch.save turns a full disk into a
-    RuntimeError whose context is the OSError), or None."""
-    seen = error
-    while isinstance(seen, Exception):
-        if isinstance(seen, OSError) and seen.errno:
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _temporary_of(filename: Any) -> str | None:
-    """The target's name when ``filename`` is an _atomic_write temporary, else None."""
-    if not isinstance(filename, str | bytes):
-        return None
-    match = TEMPORARY.fullmatch(Path(os.fsdecode(filename)).name)
-    return None if match is None else match["target"]
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` so that a crash never leaves a half-written file."""
-    return _atomic_write(path, lambda file: torch.save(obj, file))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file (UTF-8) so that a crash never leaves a half-written file."""
-    return _atomic_write(path, lambda file: file.write(text.encode()))
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries interrupted atomic writes left in ``folder`` and its
-    subfolders (``checkpoints/``, an extra split's outputs); returns the paths removed.
-
-    A killed save leaves its ``.NAME.XXXXXXXX.tmp`` for good, as large as the checkpoint.
-    One still being written, by this or another process (``trm-eval`` beside a training
-    run), holds its lock and is left alone; where locks cannot be tested, one less than an
-    hour old is left too.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    removed = []
-    for where in [folder, *(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())]:
-        for entry in os.scandir(where):
-            stale = TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
-            if stale and _remove_if_abandoned(Path(entry.path)):
-                removed.append(Path(entry.path))
-    return removed
-
-
-def _remove_if_abandoned(path: Path) -> bool:
-    try:
-        if fcntl is None:  # an open file cannot be removed there: an unlink in use fails
-            path.unlink()
-            return True
-        handle = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # a write in progress
-        except OSError:  # no locks on this file system: go by age
-            if time.time() - os.fstat(handle).st_mtime < _UNLOCKED_AGE:
-                return False
-        path.unlink()
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(handle)
 
 
 def _torch_load(path: str | os.PathLike) -> Any:

@@ -1,114 +1,40 @@
-"""Command-line entry points: ``trm-plugins`` and ``trm-convert``.
+"""The console commands ``trm-plugins``, ``trm-convert``, ``trm-run`` and ``trm-eval``
+(``trm-solve``: :mod:`trm_core.solve`; ``trm-export``: :mod:`trm_core.export`;
+``trm-bench``: :mod:`trm_core.bench`): argument parsing, printing and exit codes.
+What they share is :mod:`trm_core.command`.
 
-Also runnable as ``python -m trm_core.cli COMMAND ...`` (COMMAND: plugins, convert).
+Also runnable as ``python -m trm_core.cli COMMAND ...`` (COMMAND: plugins, convert,
+run, eval).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
-import os
-import signal
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
-
-import yaml
+from typing import Any
 
 from . import __version__
+from .command import (
+    Parser,
+    add_model_source,
+    amount,
+    count,
+    environment_failure,
+    fail,
+    guarded,
+    named,
+    parse_option,
+    run,
+    strategy_settings,
+)
 from .config import ConfigError
 from .files import FolderLock
 from .hookspecs import PLUGIN_CONTRACT
 from .monitor import doing, sized_by
-
-
-def _fail(message: str) -> int:
-    """Print ``error: message`` as one line (a listing's lines joined by ``;``); return 2."""
-    parts = [part.strip() for part in str(message).splitlines() if part.strip()] or ["failed"]
-    text = parts[0] + (" " + "; ".join(parts[1:]) if len(parts) > 1 else "")
-    print(f"error: {text}", file=sys.stderr)
-    return 2
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with a usage mistake reported as one line (``error: argument
-    --max-steps: invalid int value: 'abc' (trm-run --help lists the options)``)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
-
-
-def add_model_source(parser: argparse.ArgumentParser) -> None:
-    """``--run RUN_DIR`` or ``--model SOURCE``, one of them: the model trm-eval and
-    trm-solve use (``trm_core.load_model`` takes either)."""
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", type=named, metavar="RUN_DIR", help="a run folder")
-    which.add_argument(
-        "--model", type=named, metavar="SOURCE",
-        help="a model folder (trm-export's, RUN/model), a run folder, a checkpoint or "
-        "hf://owner/name[@revision]",
-    )  # fmt: skip
-
-
-def named(text: str) -> str:
-    """An argparse type: a file or folder name, never empty (``Path("")`` is the
-    working folder, which no one means)."""
-    if text == "":
-        raise argparse.ArgumentTypeError("an empty name")
-    return text
-
-
-def count(text: str) -> int:
-    """An argparse type: a positive integer (``--max-steps 0`` would train nothing)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def amount(text: str) -> float:
-    """An argparse type: a positive, finite number (``--time-budget nan`` is refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _environment_failure(error: BaseException, kept: str = "") -> int:
-    """A full disk, a folder that cannot be written, or memory run out: one line saying
-    what ran out and (``kept``) what is safe."""
-    from .devices import describe_os_error
-    from .monitor import memory_keys
-
-    if isinstance(error, OSError):
-        what = describe_os_error(error)
-    else:
-        keys = memory_keys(error)
-        what = f"out of memory{_allocation(error)}; " + (
-            f"lower {keys}" if keys else "try a smaller train.global_batch_size or eval.batch_size"
-        )
-    return _fail(what + (f"; {kept}" if kept else ""))
-
-
-def _allocation(error: BaseException) -> str:
-    """ " (tried to allocate 3.20 GiB)" when the allocator's message says how much."""
-    import re
-
-    found = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B)", str(error))
-    if found:
-        return f" (tried to allocate {found.group(1)})"
-    found = re.search(r"allocate ([0-9]+) bytes", str(error))
-    return f" (tried to allocate {int(found.group(1)) / 2**30:.2f} GiB)" if found else ""
 
 
 def plugins_main(argv: list[str] | None = None) -> int:
@@ -136,7 +62,7 @@ def plugins_main(argv: list[str] | None = None) -> int:
             registry = get_registry()
         entries = registry.entries(args.kind)
     except PluginError as error:
-        return _fail(str(error))
+        return fail(str(error))
     failures = [failure for failure in registry.failures if not failure.incompatible]
     incompatible = [failure for failure in registry.failures if failure.incompatible]
     conflicts = [registry.conflict_message(*key) for key in registry.conflicts]
@@ -168,19 +94,6 @@ def plugins_main(argv: list[str] | None = None) -> int:
     for conflict in conflicts:
         print(f"CONFLICT {conflict}", file=sys.stderr)
     return broken
-
-
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as error:  # the words trm-run's --set uses
-        problem = str(error).replace("\n", " ")
-        raise argparse.ArgumentTypeError(
-            f"{key.strip()}: the value is not YAML ({problem})"
-        ) from None
 
 
 def convert_main(argv: list[str] | None = None) -> int:
@@ -215,7 +128,7 @@ def convert_main(argv: list[str] | None = None) -> int:
         "-o",
         "--option",
         action="append",
-        type=_parse_option,
+        type=parse_option,
         default=[],
         metavar="KEY=VALUE",
         help="a reference architecture key (hidden_size, num_heads, H_cycles, L_cycles, "
@@ -246,7 +159,7 @@ def _convert(args: argparse.Namespace) -> int:
         try:
             save_checkpoint(args.output, model, converted_from=str(args.reference))
         except OSError as error:
-            return _environment_failure(error, f"nothing was written to {args.output}")
+            return environment_failure(error, f"nothing was written to {args.output}")
     _describe_converted(args.reference, model)
     print(f"wrote {args.output} (a bare checkpoint: --task NAME writes a model folder that "
           "trm-solve and trm-eval take)")  # fmt: skip
@@ -313,60 +226,6 @@ def run_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     return guarded(lambda: _run(args))
-
-
-def guarded(call) -> int:
-    """``call()``'s exit code; the user's mistakes (bad config, data, checkpoint) and the
-    machine's limits (a full disk, an unwritable folder, memory run out) are one line
-    and exit code 2 instead of a traceback."""
-    from .devices import out_of_memory
-
-    try:
-        return call()
-    except (KeyboardInterrupt, Terminated) as error:
-        return interrupted(error)
-    except _user_errors() as error:
-        return _fail(str(error))
-    except (OSError, MemoryError) as error:
-        return _environment_failure(error)
-    except RuntimeError as error:
-        if not out_of_memory(error):
-            raise
-        return _environment_failure(error)
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt (a
-    BaseException: no ``except Exception`` on the way swallows it)."""
-
-    signal = 15
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
-def interrupted(error: BaseException) -> int:
-    """One line for an interrupt (Ctrl-C: exit 130; SIGTERM: 143): what was interrupted
-    and what is kept (``monitor.doing``'s innermost description); no traceback."""
-    from .monitor import in_progress
-
-    name, code = ("SIGTERM", 143) if isinstance(error, Terminated) else ("SIGINT", 130)
-    what = in_progress(error)
-    sys.stdout.flush()
-    print(f"\ninterrupted ({name})" + (f": {what}" if what else ""), file=sys.stderr, flush=True)
-    return code
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors that are the user's input, reported as one line rather than a traceback."""
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .registry import PluginError
-    from .trainer import TrainingError
-
-    return (CheckpointError, ConfigError, DataError, PluginError, TrainingError)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -634,7 +493,7 @@ def _eval(args: argparse.Namespace) -> int:
     # The model is loaded as trm-solve loads it (no optimiser, no training sampler), then
     # evaluated as a run's final evaluation: the test split and every extra split, or the
     # --data files.
-    section, batch_size = _strategy_settings(args.strategy, args.set)
+    section, batch_size = strategy_settings(args.strategy, args.set)
     if args.run is not None:
         source, device = args.run, args.device or read_config(Path(args.run)).device
     else:
@@ -678,34 +537,6 @@ def _evaluate(args, loaded, world, section, batch_size) -> int:
         if seconds is not None:
             print(f"  ({seconds:.1f} s)")
     return 0
-
-
-def _strategy_settings(name: str | None, assignments: list[str]) -> tuple[dict | None, int | None]:
-    """The ``strategy`` section that ``--strategy`` and ``--set strategy.*`` make (None:
-    no strategy asked for) and a ``--set eval.batch_size``."""
-    section: dict[str, Any] = {}
-    batch_size = None
-    for text in assignments:
-        try:
-            key, parsed = _parse_option(text)
-        except argparse.ArgumentTypeError as error:
-            raise ConfigError(f"--set {error}") from None
-        if key == "eval.batch_size":
-            if isinstance(parsed, bool) or not isinstance(parsed, int) or parsed <= 0:
-                raise ConfigError(f"eval.batch_size must be a positive integer, got {parsed!r}")
-            batch_size = parsed
-        elif key.startswith("strategy.") and key.count(".") == 1 and key != "strategy.":
-            section[key.removeprefix("strategy.")] = parsed
-        else:
-            raise ConfigError(
-                f"--set {key}: trm-eval takes strategy.<option> (with --strategy) and "
-                "eval.batch_size; the run's other settings are fixed"
-            )
-    if name is not None:
-        section["name"] = name
-    if section and "name" not in section:
-        raise ConfigError("--set strategy.<option> needs --strategy NAME")
-    return (section or None), batch_size
 
 
 def _eval_strategy(loaded, world, section: dict, batch_size: int | None, data, args) -> int:
@@ -770,7 +601,7 @@ def _budget_keys(rows: int, strategy, options: dict) -> str:
 def _record_strategy(run_dir: Path, record: dict, name: str, reports: list) -> None:
     """A strategy evaluation into the run's metrics.json and TensorBoard; a file that
     cannot be read or written is named in a warning, never fatal to the evaluation."""
-    from .checkpoint import atomic_write_text
+    from .files import atomic_write_text
     from .monitor import TensorBoard
     from .strategies import log_reports
 
@@ -811,50 +642,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m trm_core.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:])
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Plugin load failures as one plain line; other warnings as Python shows them."""
-    from .registry import PluginLoadWarning
-
-    if issubclass(category, PluginLoadWarning):
-        print(f"warning: {message}", file=sys.stderr)
-    else:
-        _python_show_warning(message, category, filename, lineno, file, line)
-
-
-_python_show_warning = warnings.showwarning
-
-
-def run(command) -> None:
-    """Run a console command: SIGTERM raised as :class:`Terminated` (reported, like
-    Ctrl-C, in one line by :func:`guarded`); a closed pipe (``trm-plugins | head``) is
-    not an error; output that cannot be written (a full disk) is one line."""
-    warnings.showwarning = _show_warning
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        code = command()
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
-    except (KeyboardInterrupt, Terminated) as error:  # outside guarded (argument parsing)
-        code = interrupted(error)
-    except OSError as error:  # stdout itself failed (e.g. trm-plugins > /dev/full)
-        from .devices import describe_os_error
-
-        _quiet_stdout()
-        print(f"error: cannot write the output: {describe_os_error(error)}", file=sys.stderr)
-        code = 2
-    raise SystemExit(code)
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null, so that the interpreter's own flush at exit cannot fail
-    again on what is still buffered."""
-    with contextlib.suppress(OSError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def plugins_command() -> None:

@@ -17,22 +17,11 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .errors import ConfigError, FieldError
+
 T = TypeVar("T")
 
 FORWARD_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid; the message names the key."""
-
-
-class FieldError(ConfigError):
-    """A bad value of one field, raised by a validator; ``structure`` puts the place in
-    front: ``model.options.grid.positions 'rotary' is not one of rope, learned, none``."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key} {problem}")
-        self.key, self.problem = key, problem
 
 
 def suggest(name: str, choices: Any) -> str:

@@ -22,32 +22,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 import torch
 
-from .interfaces import Task
+from .errors import DataError
+from .files import honour_umask, replace_folder
+from .interfaces import Split, Task
 from .losses import IGNORE_LABEL
 
 ARRAYS = ("inputs", "labels", "puzzle_identifiers")
-
-
-class DataError(ValueError):
-    """A data set on disk that is missing, malformed or does not fit the task."""
-
-
-@attrs.frozen
-class Split:
-    """One split in memory (arrays may be memory-mapped)."""
-
-    path: Path
-    inputs: np.ndarray  # [N, S]
-    labels: np.ndarray  # [N, S]
-    puzzle_identifiers: np.ndarray  # [N]
-    metadata: dict[str, Any]
-
-    def __len__(self) -> int:
-        return len(self.inputs)
 
 
 def write_split(
@@ -103,46 +86,6 @@ def make_split(
         **metadata,
     }
     return Split(path, inputs, labels, puzzle_identifiers, meta)
-
-
-def replace_folder(new: Path, path: Path) -> None:
-    """Rename the folder ``new`` to ``path``; an existing ``path`` is first renamed aside
-    in one step, then removed, so a reader sees the old split or the new one whole (or,
-    for a moment, none), never a mix of both or a half-deleted one."""
-    if not os.path.lexists(path):
-        os.replace(new, path)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-    try:
-        os.replace(path, aside / path.name)
-        try:
-            os.replace(new, path)
-        except BaseException:
-            os.replace(aside / path.name, path)  # the old one back
-            raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def honour_umask(root: Path) -> None:
-    """Give ``root`` and everything under it the modes the user's umask gives new files
-    (``0o777 & ~umask`` for folders, ``0o666 & ~umask`` for files).
-
-    ``tempfile`` makes its folders and files private (0o700, 0o600); a data folder built
-    in one and renamed into a shared cache must be readable as any other file the user
-    writes. The umask is :func:`trm_core.checkpoint.current_umask`, the one atomic
-    writes use.
-    """
-    from .checkpoint import current_umask  # checkpoint builds on the model; data does not
-
-    folder_mode = 0o777 & ~current_umask()
-    file_mode = folder_mode & 0o666
-    for place, _folders, files in os.walk(root):
-        os.chmod(place, folder_mode)
-        for name in files:
-            file = os.path.join(place, name)
-            if not os.path.islink(file):
-                os.chmod(file, file_mode)
 
 
 def _token_dtype(tokens: np.ndarray) -> type:

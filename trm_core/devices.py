@@ -26,15 +26,11 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError
+from .errors import DeviceError
 
 #: What a device setting may say (N: a GPU index).
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 _DEVICE = re.compile(r"^(auto|cpu|mps|meta|cuda(:\d+)?)$")  # meta: shapes only, no data
-
-
-class DeviceError(ConfigError):
-    """A device that is not a device, or that this machine does not have."""
 
 
 def available_devices() -> list[str]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 
+from .command import Parser, guarded, named, run
 from .config import unstructure
 from .hookspecs import PLUGIN_CONTRACT
 from .inference import COMPONENTS, LoadedModel, load_model
@@ -437,8 +438,6 @@ def _distribution(manifest: Mapping[str, Any], kind: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import Parser, guarded, named
-
     parser = Parser(
         prog="trm-export",
         description="Write a trained model as a model folder (model.safetensors, "
@@ -505,8 +504,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def export_command() -> None:
-    from .cli import run
-
     run(main)
 
 

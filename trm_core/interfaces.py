@@ -20,18 +20,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 from torch import Tensor, nn
 
 from .config import ConfigError, ModelConfig, structure
 
-if TYPE_CHECKING:
-    from .data import Split
-
 #: Rotary position tables ``(cos, sin)``, each [L, head_dim] float32, or None.
 Rotary = tuple[Tensor, Tensor] | None
+
+
+@attrs.frozen
+class Split:
+    """One split of a task's puzzles (arrays may be memory-mapped): what ``build_dataset``
+    writes (``trm_core.write_split``), ``read_split`` and ``Task.read_data`` give, and
+    ``training_example`` and ``evaluate_predictions`` take."""
+
+    path: Path
+    inputs: np.ndarray  # [N, S]
+    labels: np.ndarray  # [N, S]
+    puzzle_identifiers: np.ndarray  # [N]
+    metadata: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
 
 
 class Component(nn.Module, ABC):

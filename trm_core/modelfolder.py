@@ -27,13 +27,8 @@ reads the blank row.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,8 +37,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import CheckpointError, check_state
-from .data import honour_umask, replace_folder
+from .checkpoint import check_state
+from .errors import ModelFolderError
+from .files import staged_folder, write_synced
 from .hookspecs import PLUGIN_CONTRACT
 
 try:
@@ -68,10 +64,6 @@ TASK_STATE = "task_state."
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: A staging folder whose lock cannot be tested is left this long.
 _UNLOCKED_AGE = 3600.0
-
-
-class ModelFolderError(CheckpointError):
-    """A model folder that cannot be read, does not fit, or cannot be written."""
 
 
 # -- reading ------------------------------------------------------------------------
@@ -325,73 +317,14 @@ def write_folder(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(out.parent)) from None
-    remove_abandoned_staging(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".export", dir=out.parent))
-    lock = None
-    try:
-        lock = _lock(staging)
-        data = save(dict(tensors), metadata={"format": "pt", "trm": FORMAT})
-        manifest["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
-        manifest["weights"]["bytes"] = len(data)
-        _write_file(staging / WEIGHTS, data)
-        _write_file(staging / CONFIG, (json.dumps(manifest, indent=2) + "\n").encode())
-        _write_file(staging / CARD, card(manifest).encode())
-        (staging / ".lock").unlink()
-        honour_umask(staging)
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        if lock is not None:
-            os.close(lock)
+    data = save(dict(tensors), metadata={"format": "pt", "trm": FORMAT})
+    manifest["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest["weights"]["bytes"] = len(data)
+    with staged_folder(out, "export") as staging:
+        write_synced(staging / WEIGHTS, data)
+        write_synced(staging / CONFIG, (json.dumps(manifest, indent=2) + "\n").encode())
+        write_synced(staging / CARD, card(manifest).encode())
     return out
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _lock(staging: Path) -> int | None:
-    """Hold a lock on ``staging/.lock`` while the folder is written (a cleaner skips it)."""
-    handle = os.open(staging / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    if fcntl is not None:
-        with contextlib.suppress(OSError):  # no locks on this file system: by age, then
-            fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
-
-def remove_abandoned_staging(out: Path) -> list[Path]:
-    """Remove the staging folders that killed writes of ``out`` left beside it (not one
-    being written: it holds its lock; where locks cannot be tested, one under an hour
-    old stays)."""
-    removed = []
-    for entry in out.parent.glob(f".{out.name}.*.export"):
-        if not entry.is_dir() or entry.is_symlink():
-            continue
-        lock = entry / ".lock"
-        try:
-            handle = os.open(lock, os.O_RDONLY)
-        except OSError:
-            handle = None
-        try:
-            if handle is not None and fcntl is not None:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # being written
-                except OSError:
-                    if time.time() - entry.stat().st_mtime < _UNLOCKED_AGE:
-                        continue
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-        finally:
-            if handle is not None:
-                os.close(handle)
-    return removed
 
 
 def folder_size(folder: Path) -> int:

@@ -24,6 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from . import hookspecs
 from .config import ModelConfig, suggest
+from .errors import PluginError, PluginLoadWarning, UnknownPluginError
 from .interfaces import KINDS
 
 #: The network component kinds (those with options and requirements).
@@ -32,18 +33,6 @@ COMPONENT_KINDS = ("encoder", "mixer", "core", "halting_head")
 ENTRY_POINT_GROUP = "trm"
 LOAD_ENV = "TRM_LOAD_PLUGINS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class PluginError(RuntimeError):
-    """A plugin could not be used: bad registration, duplicate, failed import."""
-
-
-class UnknownPluginError(PluginError, LookupError):
-    """A name that no loaded plugin registered for that kind."""
-
-
-class PluginLoadWarning(UserWarning):
-    """An installed plugin failed to import; the others still load."""
 
 
 @attrs.frozen

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import yaml
 
-from .checkpoint import atomic_write_text
 from .config import (
     ConfigError,
     RunConfig,
@@ -33,6 +32,7 @@ from .config import (
 from .data import DataError, read_split
 from .devices import auto_device, describe_os_error
 from .distributed import World
+from .files import atomic_write_text
 from .interfaces import Task
 from .monitor import doing
 from .registry import Registry, get_registry

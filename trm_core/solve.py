@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trm_core.cli import Parser, _fail, add_model_source, guarded
+from trm_core.command import Parser, add_model_source, fail, guarded, run, strategy_settings
 
 SHOWN = 12  # problems listed per answer
 
@@ -94,11 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _solve(args: argparse.Namespace) -> int:
     import trm_core
-    from trm_core.cli import _strategy_settings
     from trm_core.strategies import check_strategy, make_strategy
 
     try:
-        section, batch_size = _strategy_settings(args.strategy, args.set)
+        section, batch_size = strategy_settings(args.strategy, args.set)
         if args.run is not None:
             run = trm_core.load_run(args.run, device=args.device)
         else:
@@ -116,7 +115,7 @@ def _solve(args: argparse.Namespace) -> int:
                 raise ValueError(f"{text!r} is not a puzzle ({error}){nor}") from None
             raise
     except ValueError as error:  # a task's or strategy's own refusal; guarded has the rest
-        return _fail(str(error))
+        return fail(str(error))
     if literal and len(puzzles) == 1:
         puzzles = [("the puzzle", puzzles[0][1])]
     from trm_core.monitor import doing, sized_by
@@ -159,6 +158,4 @@ def _solve(args: argparse.Namespace) -> int:
 
 
 def solve_command() -> None:
-    from trm_core.cli import run
-
     run(main)

@@ -43,9 +43,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from .checkpoint import atomic_write_text
 from .config import positive
-from .data import DataError, honour_umask, mix_seed, read_split
+from .data import DataError, mix_seed, read_split
+from .files import atomic_write_text, honour_umask, locked
 
 __all__ = [
     "DIHEDRAL_NAMES",
@@ -157,7 +157,8 @@ def build_once(
     if problem is None and (reason := _stale(stale, summary)) is None:
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out_dir) as exclusive:
+    lock = out_dir.parent / f".{out_dir.name}.lock"
+    with locked(lock, f"another process building {out_dir}") as exclusive:
         _clean_leftovers(out_dir, everything=exclusive)
         problem, summary = _check(out_dir)
         reason = None if problem is not None else _stale(stale, summary)
@@ -201,27 +202,6 @@ def _build(out_dir: Path, build: Callable[[Path], Mapping[str, Any]], what: str)
         raise
     say(f"  {what}: built in {record['seconds']}s")
     return out_dir
-
-
-@contextlib.contextmanager
-def _locked(out_dir: Path) -> Iterator[bool]:
-    """Hold the exclusive lock of ``out_dir``; yields False where there is no lock."""
-    try:
-        import fcntl
-    except ImportError:  # no flock here (Windows): build without one
-        yield False
-        return
-    lock = out_dir.parent / f".{out_dir.name}.lock"
-    with open(lock, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"waiting for another process building {out_dir}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _clean_leftovers(out_dir: Path, *, everything: bool) -> None:

@@ -31,19 +31,14 @@ import attrs
 import numpy as np
 import torch
 
-from .checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    check_state,
-    read_checkpoint,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
+from .checkpoint import check_state, read_checkpoint, save_checkpoint
 from .config import RunConfig, unstructure
 from .data import BatchFeed, Split, TrainSampler, read_split
 from .devices import auto_compile, auto_prefetch, describe_os_error, out_of_memory
 from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
+from .errors import CheckpointError, TrainingError
 from .evaluate import evaluate_splits, extra_splits
+from .files import atomic_write_text, remove_stale_temporaries
 from .interfaces import Task
 from .losses import act_loss
 from .model import Carry, TRMModel
@@ -63,11 +58,6 @@ from .strategies import (
 METRICS = (
     "count", "token_accuracy", "exact_accuracy", "halt_accuracy", "steps", "lm_loss", "halt_loss",
 )  # fmt: skip
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, a checkpoint that does not fit, a full
-    disk, memory run out); the message says what was kept."""
 
 
 @attrs.frozen

@@ -34,16 +34,12 @@ import torch
 
 import trm_core
 import trm_core.checkpoint
+import trm_core.files
 import trm_core.trainer
 from trm_core import CheckpointError, build_model, load_checkpoint, save_checkpoint
-from trm_core.checkpoint import (
-    TEMPORARY,
-    atomic_write_text,
-    payload_digest,
-    read_checkpoint,
-    remove_stale_temporaries,
-)
+from trm_core.checkpoint import payload_digest, read_checkpoint
 from trm_core.cli import eval_main, run_main
+from trm_core.files import TEMPORARY, atomic_write_text, remove_stale_temporaries
 from trm_core.registry import use_registry
 from trm_core.trainer import Trainer
 
@@ -247,7 +243,7 @@ def _full_disk_at(monkeypatch, call: int) -> None:
             file.write(b"x" * 1000)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        return trm_core.checkpoint._atomic_write(path, write)
+        return trm_core.files._atomic_write(path, write)
 
     monkeypatch.setattr(trm_core.checkpoint, "atomic_save", atomic_save)
 
@@ -446,7 +442,7 @@ def test_a_temporary_removed_before_it_was_locked_is_made_again(tmp_path, monkey
             assert remove_stale_temporaries(tmp_path) == [Path(name)]
         return handle, name
 
-    monkeypatch.setattr(trm_core.checkpoint.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(trm_core.files.tempfile, "mkstemp", mkstemp)
     atomic_write_text(tmp_path / "metrics.json", "[]")
     assert len(made) == 2 and (tmp_path / "metrics.json").read_text() == "[]"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
@@ -460,7 +456,7 @@ def test_a_cleaner_at_the_rename_takes_nothing(tmp_path, monkeypatch):
         assert remove_stale_temporaries(tmp_path) == []
         real(source, target)
 
-    monkeypatch.setattr(trm_core.checkpoint.os, "replace", replace)
+    monkeypatch.setattr(trm_core.files.os, "replace", replace)
     atomic_write_text(tmp_path / "metrics.json", "[]")
     assert (tmp_path / "metrics.json").read_text() == "[]"
 
@@ -496,9 +492,9 @@ def test_a_file_written_again_keeps_its_mode_and_the_umask_has_a_fallback(tmp_pa
     path.chmod(0o640)
     atomic_write_text(path, "[1]")
     assert path.stat().st_mode & 0o777 == 0o640
-    monkeypatch.setattr(trm_core.checkpoint, "_STATUS", str(tmp_path / "no-proc"))
-    monkeypatch.setattr(trm_core.checkpoint, "_UMASK_AT_IMPORT", 0o027)
-    assert trm_core.checkpoint.current_umask() == 0o027
+    monkeypatch.setattr(trm_core.files, "_STATUS", str(tmp_path / "no-proc"))
+    monkeypatch.setattr(trm_core.files, "_UMASK_AT_IMPORT", 0o027)
+    assert trm_core.files.current_umask() == 0o027
     assert atomic_write_text(tmp_path / "other.json", "[]").stat().st_mode & 0o777 == 0o640
 
 
@@ -526,7 +522,7 @@ def _unwritable(monkeypatch, code: int) -> None:
             raise OSError(code, os.strerror(code), name)
         return real(**kwargs)
 
-    monkeypatch.setattr(trm_core.checkpoint.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(trm_core.files.tempfile, "mkstemp", mkstemp)
 
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.ENOSPC])
