@@ -109,7 +109,6 @@ def _allocation(error: BaseException) -> str:
     return f" (tried to allocate {int(found.group(1)) / 2**30:.2f} GiB)" if found else ""
 
 
-
 def parse_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -121,7 +120,6 @@ def parse_option(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(
             f"{key.strip()}: the value is not YAML ({problem})"
         ) from None
-
 
 
 def guarded(call) -> int:
@@ -158,7 +156,6 @@ def interrupted(error: BaseException) -> int:
     return code
 
 
-
 def strategy_settings(name: str | None, assignments: list[str]) -> tuple[dict | None, int | None]:
     """The ``strategy`` section that ``--strategy`` and ``--set strategy.*`` make (None:
     no strategy asked for) and a ``--set eval.batch_size``."""
@@ -185,7 +182,6 @@ def strategy_settings(name: str | None, assignments: list[str]) -> tuple[dict | 
     if section and "name" not in section:
         raise ConfigError("--set strategy.<option> needs --strategy NAME")
     return (section or None), batch_size
-
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -230,5 +226,3 @@ def _quiet_stdout() -> None:
     again on what is still buffered."""
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
