@@ -86,7 +86,9 @@ def test_hook_documented_with_exact_signature(doc, hook):
     section(doc, f"### `{signature}`")
 
 
-@pytest.mark.parametrize("interface", [*KINDS.values(), Component], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "interface", [*(k.interface for k in KINDS.values()), Component], ids=lambda c: c.__name__
+)
 def test_interface_members_documented(doc, interface):
     body = section(doc, f"### `{interface.__name__}`")
     missing = []

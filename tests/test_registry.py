@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import site
 import subprocess
 import sys
 import types
 import warnings
+from pathlib import Path
 from typing import ClassVar
 
 import attrs
@@ -175,8 +178,9 @@ def test_failing_plugin_is_named_and_does_not_hide_others(third_party):
 
 
 def test_load_switch_selects_plugins(third_party, monkeypatch):
+    """TRM_LOAD_PLUGINS selects installed plugins; trm-core's own are always there."""
     monkeypatch.setenv("TRM_LOAD_PLUGINS", "")
-    assert Registry.from_environment().entries() == []
+    assert {(e.kind, e.name) for e in Registry.from_environment().entries()} == FIRST_PARTY
 
     monkeypatch.setenv("TRM_LOAD_PLUGINS", "trm-core")
     found = {(e.kind, e.name) for e in Registry.from_environment().entries()}
@@ -185,17 +189,51 @@ def test_load_switch_selects_plugins(third_party, monkeypatch):
     # Entry-point names work too, and only the named ones load (the broken one is never imported).
     monkeypatch.setenv("TRM_LOAD_PLUGINS", "echo,mlp")
     registry = Registry.from_environment()
-    assert {(e.kind, e.name) for e in registry.entries()} == {("mixer", "echo"), ("mixer", "mlp")}
+    assert {(e.kind, e.name) for e in registry.entries()} == FIRST_PARTY | {("mixer", "echo")}
     assert registry.failures == []
+
+    monkeypatch.setenv("TRM_LOAD_PLUGINS", "maze")  # a task alone still has the components
+    if importlib.util.find_spec("trm_plugin_maze") is not None:
+        names = {(e.kind, e.name) for e in Registry.from_environment().entries()}
+        assert names == FIRST_PARTY | {("task", "maze")}
 
     monkeypatch.setenv("TRM_LOAD_PLUGINS", "trm-core,ecko")
     with pytest.raises(PluginError, match="names ecko, which no installed plugin"):
         Registry.from_environment().load()
 
 
-@pytest.mark.trm_plugins("mlp")
-def test_marker_selects_what_the_fixture_loads(trm_registry):
-    assert {(e.kind, e.name) for e in trm_registry.entries()} == {("mixer", "mlp")}
+@pytest.mark.trm_plugins("echo")
+def test_marker_selects_what_the_fixture_loads(third_party, trm_registry):
+    assert {(e.kind, e.name) for e in trm_registry.entries()} == FIRST_PARTY | {("mixer", "echo")}
+
+
+def test_the_built_ins_need_no_installed_entry_point(tmp_path):
+    """An uninstalled checkout: trm_core imported from the source tree, no trm plugin
+    installed at all (every trm distribution hidden from site-packages): trm-core's own
+    components and strategies are all there, and nothing else."""
+    shim = tmp_path / "site"
+    shim.mkdir()
+    for directory in map(Path, site.getsitepackages()):
+        for entry in directory.iterdir() if directory.is_dir() else []:
+            hidden = "trm_" in entry.name.lower().replace("-", "_")
+            if not hidden and not (shim / entry.name).exists():
+                (shim / entry.name).symlink_to(entry)
+    root = Path(trm_core.__file__).resolve().parents[1]
+    code = (
+        f"import site, sys; site.addsitedir({str(shim)!r}); sys.path.insert(0, {str(root)!r})\n"
+        "from trm_core.registry import Registry\n"
+        "registry = Registry().load()\n"
+        "assert not registry.failures, registry.failures\n"
+        "print([(e.kind, e.name, e.distribution) for e in registry.entries()])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    found = eval(result.stdout)
+    assert {(kind, name) for kind, name, _ in found} == FIRST_PARTY
+    assert {distribution for _, _, distribution in found} == {"trm-core"}
 
 
 def test_misspelled_hook_is_caught_and_leaves_nothing_behind():

@@ -34,6 +34,7 @@ from .command import (
 from .config import ConfigError
 from .files import FolderLock
 from .hookspecs import PLUGIN_CONTRACT
+from .interfaces import KINDS
 from .monitor import doing, sized_by
 
 
@@ -44,9 +45,7 @@ def plugins_main(argv: list[str] | None = None) -> int:
         description="List the trm plugins installed (honours TRM_LOAD_PLUGINS).",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
-    parser.add_argument(
-        "--kind", help="only this kind (encoder, mixer, core, halting_head, task, strategy)"
-    )
+    parser.add_argument("--kind", help=f"only this kind ({', '.join(KINDS)})")
     parser.add_argument(
         "--version",
         action="version",

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import pluggy
 
+from .interfaces import KINDS
+
 PROJECT = "trm"
 
 #: The version of the plugin contract (these hooks, the interfaces in
@@ -125,12 +127,5 @@ def register_strategies(register: Register) -> None:
     """
 
 
-#: Each contribution hook and the plugin kind it contributes.
-HOOK_KINDS: dict[str, str] = {
-    "register_encoders": "encoder",
-    "register_mixers": "mixer",
-    "register_cores": "core",
-    "register_halting_heads": "halting_head",
-    "register_tasks": "task",
-    "register_strategies": "strategy",
-}
+#: Each contribution hook and the plugin kind it contributes (from the table of kinds).
+HOOK_KINDS: dict[str, str] = {kind.hook: name for name, kind in KINDS.items()}

@@ -34,7 +34,7 @@ from .data import DataError, Split, read_split
 from .devices import resolve_device
 from .distributed import World
 from .evaluate import evaluate_named, evaluate_splits, extra_splits, unroll
-from .interfaces import Strategy, Task
+from .interfaces import COMPONENT_KINDS, Strategy, Task
 from .model import TRMModel
 from .modelfolder import (
     CONFIG,
@@ -52,7 +52,7 @@ from .strategies import StrategyReport, evaluate_strategy
 #: Model sizes the task's data decide (``run.prepare`` fills them in from the data).
 DATA_SIZES = ("vocab_size", "seq_len", "num_puzzle_identifiers")
 #: The component kinds a model is built from.
-COMPONENTS = ("encoder", "mixer", "core", "halting_head")
+COMPONENTS = COMPONENT_KINDS
 
 
 @attrs.define

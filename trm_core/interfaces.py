@@ -632,12 +632,29 @@ class Strategy(ABC):
         """
 
 
-#: The plugin kinds, in listing order, with the interface each must subclass.
-KINDS: dict[str, type] = {
-    "encoder": Encoder,
-    "mixer": Mixer,
-    "core": ThinkActCore,
-    "halting_head": HaltingHead,
-    "task": Task,
-    "strategy": Strategy,
+@attrs.frozen
+class Kind:
+    """One kind of plugin: its name (``trm-plugins --kind``, ``registry.get(kind, ...)``),
+    the interface an implementation subclasses, the hook that registers one, and whether
+    the model is assembled from it (a ModelConfig field names the one chosen)."""
+
+    name: str
+    interface: type
+    hook: str
+    component: bool
+
+
+#: The plugin kinds, in listing order: the one table every list of kinds is read from.
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("encoder", Encoder, "register_encoders", component=True),
+        Kind("mixer", Mixer, "register_mixers", component=True),
+        Kind("core", ThinkActCore, "register_cores", component=True),
+        Kind("halting_head", HaltingHead, "register_halting_heads", component=True),
+        Kind("task", Task, "register_tasks", component=False),
+        Kind("strategy", Strategy, "register_strategies", component=False),
+    )
 }
+#: The network components a model is assembled from (a ModelConfig field each).
+COMPONENT_KINDS: tuple[str, ...] = tuple(name for name, kind in KINDS.items() if kind.component)

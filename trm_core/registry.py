@@ -1,10 +1,13 @@
 """Plugin loading and lookups.
 
-Plugins arrive through the ``trm`` entry-point group (first-party ones too) and
+trm-core's own plugins (the encoder, mixers, core, halting head and strategies of
+:data:`BUILTINS`) are registered directly, through the same hooks as any other,
+as pytest registers its own: an uninstalled checkout has them, and no selection
+drops them. Installed plugins arrive through the ``trm`` entry-point group. All
 are loaded once, lazily, the first time anything is looked up. The environment
-variable ``TRM_LOAD_PLUGINS`` restricts loading: unset loads every installed
-plugin; a comma list loads only the entry points or distributions it names; an
-empty value loads none (only what a test registers itself).
+variable ``TRM_LOAD_PLUGINS`` selects among the installed ones: unset loads every
+installed plugin; a comma list loads only the entry points or distributions it
+names; an empty value loads none of them (the built-ins stay).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -25,11 +29,19 @@ from packaging.requirements import InvalidRequirement, Requirement
 from . import hookspecs
 from .config import ModelConfig, suggest
 from .errors import PluginError, PluginLoadWarning, UnknownPluginError
-from .interfaces import KINDS
+from .interfaces import COMPONENT_KINDS, KINDS
 
-#: The network component kinds (those with options and requirements).
-COMPONENT_KINDS = ("encoder", "mixer", "core", "halting_head")
-
+#: trm-core's own plugins: the name each registers under, and its module (a package
+#: in the repository's ``plugins/`` folder, installed with trm-core).
+BUILTINS: dict[str, str] = {
+    "grid": "trm_plugin_grid_encoder",
+    "attention": "trm_plugin_attention",
+    "mlp": "trm_plugin_mlp",
+    "trm": "trm_plugin_recursion",
+    "first_token": "trm_plugin_halting",
+    "strategies": "trm_plugin_strategies",
+}
+CORE_DISTRIBUTION = "trm-core"
 ENTRY_POINT_GROUP = "trm"
 LOAD_ENV = "TRM_LOAD_PLUGINS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -87,7 +99,7 @@ def admission_problem(cls: type) -> str | None:
     """
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
-        interface = next(base for base in KINDS.values() if issubclass(cls, base))
+        interface = next(k.interface for k in KINDS.values() if issubclass(cls, k.interface))
         return (
             f"does not implement {', '.join(missing)} (required by trm_core.{interface.__name__})"
         )
@@ -188,6 +200,25 @@ def contract_problem(plugin: Any, distribution: str, required: bool = True) -> s
     )
 
 
+def _import_builtin(module: str) -> Any:
+    """One of trm-core's own plugin modules: installed with trm-core, else (a checkout
+    used without installing it) from the repository's ``plugins/`` folder."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+    folder = Path(__file__).resolve().parents[1] / "plugins"
+    if not (folder / module / "__init__.py").is_file():
+        raise PluginError(
+            f"trm-core's own plugin {module} is missing: reinstall trm-core"
+        ) from None
+    sys.path.append(str(folder))
+    return importlib.import_module(module)
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -211,12 +242,20 @@ class Registry:
     an error naming both distributions.
     """
 
-    def __init__(self, load_entry_points: bool = True, select: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        load_entry_points: bool = True,
+        select: set[str] | None = None,
+        builtins: bool | None = None,
+    ) -> None:
         """
         Args:
             load_entry_points: whether ``load()`` reads the ``trm`` entry points.
             select: entry-point or distribution names to load; None = all.
+            builtins: whether ``load()`` registers trm-core's own plugins (default: as
+                ``load_entry_points``; a bare registry for tests has neither).
         """
+        self._builtins = load_entry_points if builtins is None else builtins
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._load_entry_points = load_entry_points
@@ -244,6 +283,11 @@ class Registry:
             return self
         points = self._selected_entry_points() if self._load_entry_points else []
         self._loaded = True
+        if self._builtins:
+            from . import __version__
+
+            for name, module in BUILTINS.items():
+                self._admit(_import_builtin(module), name, CORE_DISTRIBUTION, __version__, True)
         for point in points:
             distribution = point.dist.name if point.dist is not None else "(unknown)"
             version = point.dist.version if point.dist is not None else ""
@@ -265,11 +309,16 @@ class Registry:
         return self
 
     def _selected_entry_points(self) -> list[metadata.EntryPoint]:
-        points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        points = [  # trm-core's own are registered directly (an older install declares them)
+            p
+            for p in metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if p.value.split(":")[0] not in BUILTINS.values()
+        ]
         if self._select is None:
             return points
-        known = {_normalise(p.name) for p in points}
+        known = {_normalise(p.name) for p in points} | {_normalise(name) for name in BUILTINS}
         known |= {_normalise(p.dist.name) for p in points if p.dist is not None}
+        known.add(_normalise(CORE_DISTRIBUTION))
         missing = sorted(self._select - known)
         if missing:
             raise PluginError(
@@ -391,7 +440,7 @@ class Registry:
 
     def _entry(self, kind: str, name: str, obj: type, plugin_name: str) -> PluginEntry:
         """Validate one registration (raises PluginError) and make its entry."""
-        interface = KINDS[kind]
+        interface = KINDS[kind].interface
         if not isinstance(name, str) or not _NAME.match(name):
             raise PluginError(f"registered a {kind} with an invalid name {name!r}")
         if not (isinstance(obj, type) and issubclass(obj, interface)):

@@ -4,7 +4,7 @@ Fixture ``trm_registry``: a fresh registry for one test, made the process-wide
 one while the test runs. It loads the installed plugins that
 ``TRM_LOAD_PLUGINS`` selects (all when unset), or those a
 ``@pytest.mark.trm_plugins(...)`` marker names (entry-point or distribution
-names; no names: none). Register your own with
+names; no names: none; trm-core's own always). Register your own with
 ``trm_registry.add_plugin(module_or_object)`` or ``trm_registry.add(kind, name, cls)``::
 
     @pytest.mark.trm_plugins("trm-core")
@@ -26,7 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "trm_plugins(*names): the trm_registry fixture loads only these installed trm "
-        "plugins (entry-point or distribution names); no names loads none",
+        "plugins (entry-point or distribution names; trm-core's own always load); no names "
+        "loads none of the installed ones",
     )
 
 
