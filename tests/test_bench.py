@@ -1,6 +1,8 @@
 """trm-bench: a short run's JSON, the analytic FLOP count checked by hand, usage errors.
 
-No timing assertions: the numbers depend on the machine and its load.
+No timing assertions: the numbers depend on the machine and its load. The models timed
+come from installed tasks' presets (here Sudoku's paper recipes, the README's "tiny"
+one with hidden size 128): trm-bench itself names no task.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import math
 import pytest
 import torch
 
-from trm_core.bench import PRESETS, format_result, main, preset_config, step_flops
+from trm_core.bench import bench_config, format_result, main, step_flops
+
+TINY = ["model.hidden_size=128"]  # the "tiny" model of the performance notes
+#: trm-bench's arguments for the tiny Sudoku MLP model.
+TINY_MLP = ["--task", "sudoku", "--preset", "paper-mlp", "--set", "model.hidden_size=128"]
+
+
+def tiny(mixer: str) -> dict:
+    return bench_config("sudoku", f"paper-{mixer}", overrides=TINY)[0]
+
 
 # tiny-sudoku-mlp by hand: D = 128, L = 81 + 16 = 97, V = 11, 2 blocks, T = 3, n = 6.
 # SwiGLU widths: round(4 * 97 * 2/3) = 259 -> 512; round(4 * 128 * 2/3) = 341 -> 512.
@@ -31,15 +42,15 @@ def tiny_mlp_flops(b: int) -> dict[str, int]:
 def test_flops_of_the_tiny_presets_match_a_hand_count():
     hand = tiny_mlp_flops(2)
     assert hand["total"] == 10_681_388_544  # written out once, so the formula cannot drift
-    flops = step_flops(preset_config("tiny-sudoku-mlp"), batch=2)
+    flops = step_flops(tiny("mlp"), batch=2)
     assert flops["net_call"] == hand["net"]
     assert flops["heads"] == hand["heads"]
     assert flops["forward"] == hand["forward"]
     assert flops["total"] == hand["total"]
-    assert step_flops(preset_config("tiny-sudoku-mlp"), batch=64)["total"] == 32 * hand["total"]
+    assert step_flops(tiny("mlp"), batch=64)["total"] == 32 * hand["total"]
 
     # Attention: qkv 3D^2 + out D^2 per position, QK^T and AV L*D each (H heads x head_dim).
-    b, heads = 2, 4
+    b, heads = 2, 8
     head_dim = D // heads
     attention = (
         2 * b * L * D * 3 * D
@@ -47,7 +58,7 @@ def test_flops_of_the_tiny_presets_match_a_hand_count():
         + 2 * b * heads * L * L * head_dim
         + 2 * b * L * D * D
     )
-    att = step_flops(preset_config("tiny-sudoku-att"), batch=b)
+    att = step_flops(tiny("attention"), batch=b)
     assert att["mixer"] == attention
     channel = 2 * (b * L) * D * (2 * I_D) + 2 * (b * L) * I_D * D
     assert att["net_call"] == BLOCKS * (attention + channel)
@@ -58,22 +69,27 @@ def test_paper_presets_have_the_spec_parameter_counts():
     # preset architectures (and thus their FLOPs).
     import trm_core
 
-    expected = {"paper-sudoku-mlp": 5_028_866, "paper-sudoku-att": 6_828_034}
+    expected = {"paper-mlp": 5_028_866, "paper-attention": 6_828_034}
     for name, count in expected.items():
-        model = trm_core.build_model(preset_config(name, "float32"), device="cpu")
+        config, preset = bench_config("sudoku", name, dtype="float32")
+        assert preset == name
+        model = trm_core.build_model(config, device="cpu")
         assert model.num_parameters() == count, name
+    # Without --preset, the task's paper recipe (what a CUDA device trains by default).
+    assert bench_config("sudoku", mixer="mlp")[1] == "paper-mlp"
 
 
 @pytest.mark.device
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_short_run_prints_one_json_object(capsys, device, dtype):
-    argv = ["--preset", "tiny-sudoku-mlp", "--batch", "2", "--steps", "2", "--warmup", "1"]
+    argv = [*TINY_MLP, "--batch", "2", "--steps", "2", "--warmup", "1"]
     assert main([*argv, "--device", device, "--dtype", dtype, "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert "step 2/2" in captured.err  # progress goes to stderr
 
-    assert result["preset"] == "tiny-sudoku-mlp"
+    assert result["label"] == "sudoku paper-mlp model.hidden_size=128"
+    assert result["config"]["hidden_size"] == 128 and result["config"]["mixer"] == "mlp"
     assert (result["batch"], result["steps"], result["warmup"]) == (2, 2, 1)
     assert result["dtype"] == dtype and result["device"].startswith(device)
     config = result["config"]
@@ -108,19 +124,23 @@ def test_short_run_prints_one_json_object(capsys, device, dtype):
     assert "median" in text and "examples/s" in text and "GFLOP/s" in text
 
 
-def test_unknown_preset_lists_the_choices(capsys):
-    assert main(["--preset", "tiny-sudoku"]) == 2
+def test_unknown_task_preset_or_setting_lists_the_choices(capsys):
+    assert main(["--task", "sudoku", "--preset", "tiny"]) == 2
     err = capsys.readouterr().err
-    assert "unknown preset 'tiny-sudoku'" in err
-    for name in PRESETS:
-        assert name in err
+    assert "task 'sudoku' has no preset 'tiny'" in err and "paper-mlp" in err
     assert main([]) == 2
-    assert "paper-arc-att" in capsys.readouterr().err
+    assert "--task is required; installed tasks:" in capsys.readouterr().err
+    assert main(["--task", "sudok"]) == 2
+    assert "did you mean 'sudoku'" in capsys.readouterr().err
+    assert main(["--task", "sudoku", "--set", "train.lr=1"]) == 2
+    assert "it takes model.KEY=VALUE" in capsys.readouterr().err
+    assert main(["--task", "sudoku", "--set", "model.hiden_size=1"]) == 2
+    assert "hidden_size" in capsys.readouterr().err
 
 
 def test_bad_counts_are_usage_errors(capsys):
-    assert main(["--preset", "tiny-sudoku-mlp", "--steps", "0"]) == 2
-    assert main(["--preset", "tiny-sudoku-mlp", "--warmup", "-1"]) == 2
+    assert main([*TINY_MLP, "--steps", "0"]) == 2
+    assert main([*TINY_MLP, "--warmup", "-1"]) == 2
     assert "--warmup" in capsys.readouterr().err
 
 
@@ -132,7 +152,7 @@ def test_mfu_uses_the_datasheet_peak_or_the_one_given(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     assert bench.datasheet_peak_tflops(torch.device("cuda")) == 989.0
     assert bench.datasheet_peak_tflops(torch.device("cpu")) is None
-    argv = ["--preset", "tiny-sudoku-mlp", "--batch", "1", "--steps", "1", "--warmup", "0"]
+    argv = [*TINY_MLP, "--batch", "1", "--steps", "1", "--warmup", "0"]
     argv += ["--device", "cpu", "--dtype", "float32", "--json", "--quiet"]
     assert main([*argv, "--peak-tflops", "0.5"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -165,7 +185,7 @@ def test_the_bench_times_the_trainers_training_step(monkeypatch, tiny_config):
 def test_compare_prints_the_ratio_against_a_saved_result(tmp_path, capsys):
     """--compare: the saved median over this one's, from the result of the same step in a
     file of one result or a list; the machine is recorded so the ratio says if it changed."""
-    argv = ["--preset", "tiny-sudoku-mlp", "--batch", "1", "--steps", "1", "--warmup", "0"]
+    argv = [*TINY_MLP, "--batch", "1", "--steps", "1", "--warmup", "0"]
     argv += ["--device", "cpu", "--dtype", "float32", "--quiet"]
     assert main([*argv, "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
@@ -192,7 +212,8 @@ def test_compare_prints_the_ratio_against_a_saved_result(tmp_path, capsys):
     saved.write_text(json.dumps(other))
     assert main([*argv, "--compare", str(saved)]) == 2
     err = capsys.readouterr().err
-    assert "has no result for preset tiny-sudoku-mlp, batch 1" in err and "batch 64" in err
+    assert "has no result for sudoku paper-mlp model.hidden_size=128" in err
+    assert "batch 1" in err and "batch 64" in err
     for content, fragment in (("{", "line 1: not JSON"), ("[1, 2]", "not trm-bench --json")):
         saved.write_text(content)
         assert main([*argv, "--compare", str(saved)]) == 2

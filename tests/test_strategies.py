@@ -83,7 +83,7 @@ def test_one_rollout_is_the_unroll_whatever_the_noise(model, batch, sigma):
 
 
 def test_noise_is_seeded_and_spares_the_first_trajectory(model, batch):
-    rows = trm_core.expand(batch, 3)
+    rows = {key: value.repeat_interleave(3, dim=0) for key, value in batch.items()}
     one = trajectories(model, rows, 3, sigma=1.0, seed=7)
     again = trajectories(model, rows, 3, sigma=1.0, seed=7)
     other = trajectories(model, rows, 3, sigma=1.0, seed=8)

@@ -15,9 +15,15 @@ virtualised machine one short loop can catch a slow moment).
 
 Usage::
 
-    trm-bench --preset paper-sudoku-mlp [--batch 16] [--steps 10] [--warmup 2]
-              [--dtype auto|float32|bfloat16] [--device auto|cpu|cuda] [--compile]
-              [--peak-tflops T] [--profile] [--compare BEFORE.json] [--json]
+    trm-bench --task TASK [--preset P] [--mixer M] [--set model.KEY=VALUE ...]
+              [--batch 16] [--steps 10] [--warmup 2] [--dtype auto|float32|bfloat16]
+              [--device auto|cpu|cuda] [--compile] [--peak-tflops T] [--profile]
+              [--compare BEFORE.json] [--json]
+
+The model is an installed task's preset (its paper recipe by default), sized by the
+task, so any task can be timed, a third party's too; ``--set`` changes the model
+(``--set model.hidden_size=128`` is the small model the performance notes call
+"tiny").
 
 ``--profile`` profiles one more step and splits its time by category
 (:func:`profile_split`, docs/performance.md).
@@ -29,7 +35,6 @@ bfloat16 datasheet peak (``DATASHEET_BF16_TFLOPS``, or ``--peak-tflops``).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -37,59 +42,27 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from .command import Parser, fail, guarded, run
-from .config import ModelConfig, TrainConfig, structure, suggest, unstructure
+from .config import ModelConfig, TrainConfig, structure, unstructure
 from .devices import DeviceError, native_bfloat16, resolve_device
+from .errors import ConfigError
 from .layers import swiglu_width
 from .model import build_model
 from .optim import build_optimizers
 from .registry import Registry, get_registry
 from .trainer import training_step
 
-# Every preset: 2 blocks, expansion 4, a 16-token puzzle prefix of width D, 16 supervision
-# steps at most; the rest differs (the paper's architectures and recipes, arXiv:2510.04871).
-COMMON: dict[str, Any] = {
-    "num_layers": 2,
-    "expansion": 4.0,
-    "puzzle_emb_len": 16,
-    "halt_max_steps": 16,
-}
-
-
-def _preset(size: int, seq_len: int, vocab: int, think: int, mixer: str, **extra: Any) -> dict:
-    """A bench model: hidden size and heads by ``size`` (128: 4 heads, 512: 8), the mixer's
-    positions (rope for attention, none for mlp) as component options."""
-    positions = "rope" if mixer == "attention" else "none"
-    options = {"grid": {"positions": positions}, "attention": {"num_heads": 4 if size < 512 else 8}}
-    return {
-        "hidden_size": size,
-        "seq_len": seq_len,
-        "vocab_size": vocab,
-        "cycles": 3,
-        "think_steps": think,
-        "mixer": mixer,
-        "options": options,
-        **extra,
-    }
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny-sudoku-mlp": _preset(128, 81, 11, 6, "mlp"),
-    "tiny-sudoku-att": _preset(128, 81, 11, 6, "attention"),
-    "paper-sudoku-mlp": _preset(512, 81, 11, 6, "mlp"),
-    "paper-sudoku-att": _preset(512, 81, 11, 6, "attention"),
-    "paper-maze-att": _preset(512, 900, 6, 4, "attention"),
-    # ARC gives every augmented puzzle its own identifier; the real table (~10^6 rows)
-    # would not change the step's work, only its memory: a small one stands in.
-    "paper-arc-att": _preset(512, 900, 12, 4, "attention", num_puzzle_identifiers=1024),
-}  # fmt: skip
-
-DEFAULT_BATCH = {"tiny": 64, "paper": 16}
+#: The batch timed unless --batch says otherwise (a paper-sized model on a CPU).
+DEFAULT_BATCH = 16
+#: Puzzle identifiers of the timed model: the blank one and one more. A task's real table
+#: (one row per task and augmentation: ~10^6) changes a step's memory, not its work; ``--set
+#: model.num_puzzle_identifiers=N`` times a larger one.
+STAND_IN_IDENTIFIERS = 2
 DTYPES = ("auto", "float32", "bfloat16")
 
 #: Dense bfloat16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s, by a part of the
@@ -116,16 +89,35 @@ def datasheet_peak_tflops(device: torch.device) -> float | None:
     return next((peak for part, peak in DATASHEET_BF16_TFLOPS if part in name), None)
 
 
-def preset_config(name: str, dtype: str = "auto") -> dict[str, Any]:
-    """The model config mapping of preset ``name`` (``KeyError`` when unknown)."""
-    preset = copy.deepcopy(PRESETS[name])
-    config = {**COMMON, "num_puzzle_identifiers": 1, **preset, "dtype": dtype}
-    config["puzzle_emb_dim"] = config["hidden_size"]
-    return config
+def bench_config(
+    task: str,
+    preset: str | None = None,
+    mixer: str | None = None,
+    overrides: Sequence[str] = (),
+    dtype: str = "auto",
+    registry: Registry | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The model config mapping an installed task's preset gives (its paper recipe by
+    default, as on a CUDA device), sized by the task, and the preset chosen.
 
+    ``overrides`` are ``model.KEY=VALUE`` settings (``model.hidden_size=128``, a
+    component's ``model.options.NAME.KEY``), applied as ``trm-run --set`` applies them.
+    """
+    from .run import resolve
 
-def default_batch(name: str) -> int:
-    return DEFAULT_BATCH["tiny" if name.startswith("tiny") else "paper"]
+    for assignment in overrides:
+        if not assignment.strip().startswith("model."):
+            raise ConfigError(
+                f"--set {assignment}: trm-bench times a model; it takes model.KEY=VALUE"
+            )
+    mapping, task_obj, _ = resolve(
+        task, mixer=mixer, preset=preset, overrides=overrides, cuda=True, registry=registry
+    )
+    task_obj.configure(dict((mapping.get("data") or {}).get("options") or {}))
+    config = dict(mapping.get("model") or {})
+    config.update(vocab_size=task_obj.vocab_size, seq_len=task_obj.seq_len, dtype=dtype)
+    config.setdefault("num_puzzle_identifiers", STAND_IN_IDENTIFIERS)
+    return config, mapping["preset"]
 
 
 # -- FLOPs -------------------------------------------------------------------------------
@@ -141,9 +133,9 @@ def step_flops(
     puzzle_emb_dim > 0, else 0), and ``I(w) = swiglu_width(w, e)`` =
     ceil_256(round(e * w * 2/3)) the hidden width of a SwiGLU over ``w`` features.
 
-    Matmuls of one block, forward: the token mixer's own count (``Mixer.flops(B)``: the
-    attention mixer's ``2BL(4D² + 2LD)``, the mlp mixer's ``6BDL·I(L)``) and the channel
-    SwiGLU over B·L rows of width D, ``6BLD·I(D)``.
+    Matmuls of one block, forward: the token mixer's own count (``Mixer.flops(B)``, which
+    each mixer plugin states) and the channel SwiGLU over B·L rows of width D,
+    ``6BLD·I(D)``.
 
     One reasoning-net call ``net = K · (mixer + channel)``. The heads run once per step:
     ``heads = 2BLDV`` (the LM head reads all L positions, the prefix is dropped after)
@@ -281,7 +273,7 @@ class StepRunner:
         self.device = next(self.model.parameters()).device
         self.batch_size = batch
         self.forward = torch.compile(self.model) if use_compile else self.model
-        # The default recipe's rates and decays (Sudoku/Maze); they do not change the work.
+        # TrainConfig's default rates and decays: they do not change the work.
         self.optimizer, self.row_optimizers = build_optimizers(self.model, TrainConfig())
         generator = torch.Generator().manual_seed(seed)
         # A few batches, cycled: halted slots take new examples, as in training.
@@ -316,10 +308,6 @@ class StepRunner:
 # -- the command ----------------------------------------------------------------------------
 
 
-def _preset_list() -> str:
-    return ", ".join(PRESETS)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="trm-bench",
@@ -328,10 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
             "backward, Adam-atan2 and sign-SGD steps) on random data; report ms/step, "
             "examples/s, model FLOPs and the fraction of the measured matmul peak."
         ),
-        epilog=f"presets: {_preset_list()}",
     )
-    parser.add_argument("--preset", help=f"model size to time: {_preset_list()}")
-    parser.add_argument("--batch", type=int, help="batch size (default: 64 tiny, 16 paper)")
+    parser.add_argument("--task", help="the task whose model to time (trm-plugins --kind task)")
+    parser.add_argument(
+        "--preset", help="the task's preset (default: its paper recipe, as on a CUDA device)"
+    )
+    parser.add_argument("--mixer", help="the token mixer (default: the preset's)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="model.KEY=VALUE",
+        help="change the model: --set model.hidden_size=128 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--batch", type=int, help=f"batch size (default {DEFAULT_BATCH})")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     parser.add_argument(
@@ -356,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--compare", metavar="BEFORE.json",
         help="print the ratio against an earlier trm-bench --json result (a file of one "
-        "result or a list: the one with this preset, batch, dtype, device and compile)",
+        "result or a list: the one with this model, batch, dtype, device and compile)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -378,14 +373,12 @@ def _cores() -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    if not args.preset:
-        return fail(f"--preset is required; presets: {_preset_list()}")
-    if args.preset not in PRESETS:
-        return fail(
-            f"unknown preset {args.preset!r}{suggest(args.preset, PRESETS)}; "
-            f"presets: {_preset_list()}"
-        )
-    batch = args.batch if args.batch is not None else default_batch(args.preset)
+    if not args.task:
+        tasks = get_registry().names("task")
+        return fail(f"--task is required; installed tasks: {', '.join(tasks) or 'none'}")
+    config, preset = bench_config(args.task, args.preset, args.mixer, args.set, args.dtype)
+    label = " ".join([args.task, preset, *args.set])
+    batch = args.batch if args.batch is not None else DEFAULT_BATCH
     for name, value, least in (("batch", batch, 1), ("steps", args.steps, 1)):
         if value < least:
             return fail(f"--{name} must be >= {least}, got {value}")
@@ -411,7 +404,7 @@ def _bench(args: argparse.Namespace) -> int:
         (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     )
     try:
-        result = bench(args.preset, batch, args.steps, args.warmup, args.dtype, device,
+        result = bench(config, label, batch, args.steps, args.warmup, device,
                        use_compile=args.compile, profile=args.profile, log=log,
                        peak_tflops=args.peak_tflops)  # fmt: skip
     except RuntimeError as error:
@@ -428,8 +421,15 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-#: What makes two results comparable: the same step on the same kind of device.
-SAME = ("preset", "batch", "dtype", "device", "compile")
+#: What makes two results comparable: the same step (the model's config, but for its
+#: puzzle-identifier count, which changes no work) on the same kind of device.
+SAME = ("batch", "dtype", "device", "compile")
+
+
+def _step_of(result: Mapping[str, Any]) -> dict[str, Any]:
+    config = dict(result.get("config") or {})
+    config.pop("num_puzzle_identifiers", None)
+    return config
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -444,7 +444,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise ValueError(f"--compare {path}, line {error.lineno}: not JSON ({error.msg})") from None
     results = data if isinstance(data, list) else [data]
     if not results or not all(
-        isinstance(item, dict) and all(key in item for key in (*SAME, "median_ms"))
+        isinstance(item, dict) and all(key in item for key in (*SAME, "config", "median_ms"))
         for item in results
     ):
         raise ValueError(f"--compare {path}: not trm-bench --json results")
@@ -455,11 +455,18 @@ def compare(result: dict[str, Any], saved: list[dict[str, Any]], path: Any) -> d
     """``result`` against the saved result of the same step: the speed-up (the saved
     median over this one's) and both peak fractions; a ValueError when none matches."""
     key = {name: result[name] for name in SAME}
-    match = next((item for item in saved if all(item[k] == v for k, v in key.items())), None)
+    step = _step_of(result)
+    match = next(
+        (
+            item
+            for item in saved
+            if all(item[k] == v for k, v in key.items()) and _step_of(item) == step
+        ),
+        None,
+    )
     if match is None:
-        have = "; ".join(", ".join(f"{k} {item[k]}" for k in SAME) for item in saved)
-        wanted = ", ".join(f"{k} {v}" for k, v in key.items())
-        raise ValueError(f"--compare {path} has no result for {wanted} (it has: {have})")
+        have = "; ".join(_describe(item) for item in saved)
+        raise ValueError(f"--compare {path} has no result for {_describe(result)} (it has: {have})")
     machine, theirs = result.get("machine", {}), match.get("machine", {})
     return {
         "file": str(path),
@@ -471,6 +478,14 @@ def compare(result: dict[str, Any], saved: list[dict[str, Any]], path: Any) -> d
         "same_machine": bool(machine) and machine.get("cpu") == theirs.get("cpu"),
         "before_torch": match.get("torch"),
     }
+
+
+def _describe(result: Mapping[str, Any]) -> str:
+    """A result's step in a few words: what it timed, batch, dtype, device, compile."""
+    config = result.get("config") or {}
+    what = result.get("label") or result.get("preset") or "?"
+    model = f"{config.get('mixer', '?')} mixer, hidden {config.get('hidden_size', '?')}"
+    return f"{what} ({model}), " + ", ".join(f"{k} {result[k]}" for k in SAME)
 
 
 def machine_summary(device: torch.device) -> dict[str, Any]:
@@ -505,11 +520,11 @@ MATMUL_FLAGS = frozenset(
 
 
 def bench(
-    preset: str,
+    config: Mapping[str, Any],
+    label: str,
     batch: int,
     steps: int,
     warmup: int,
-    dtype: str,
     device: torch.device,
     *,
     use_compile: bool = False,
@@ -517,13 +532,13 @@ def bench(
     log: Callable[[str], None] = lambda text: None,
     peak_tflops: float | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; returns the numbers ``--json`` prints.
+    """Time the training step of the model ``config`` (a mapping, ``bench_config``'s);
+    ``label`` names it. Returns the numbers ``--json`` prints.
 
     ``peak_tflops``: the device's bfloat16 peak for ``mfu`` (default: the datasheet's,
     for the GPUs in DATASHEET_BF16_TFLOPS; None on a CPU)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    config = preset_config(preset, dtype)
-    log(f"trm-bench {preset}: building the model on {device}")
+    log(f"trm-bench {label}: building the model on {device}")
     if load is not None and load[0] > 0.5 * (os.cpu_count() or 1):
         log(
             f"warning: load average {load[0]:.2f} on {os.cpu_count()} CPUs: "
@@ -563,7 +578,7 @@ def bench(
     if peak_tflops is None:
         peak_tflops = datasheet_peak_tflops(runner.device)
     return {
-        "preset": preset,
+        "label": label,
         "device": str(runner.device),
         "dtype": model_config.dtype,
         "batch": batch,
@@ -679,7 +694,8 @@ def format_result(result: dict[str, Any]) -> str:
     length = config["seq_len"] + (config["puzzle_emb_len"] if config["puzzle_emb_dim"] else 0)
     load = result["load_average"]
     lines = [
-        f"trm-bench {result['preset']}: {config['mixer']} mixer, hidden {config['hidden_size']}, "
+        f"trm-bench {result.get('label') or result.get('preset')}: {config['mixer']} mixer, "
+        f"hidden {config['hidden_size']}, "
         f"L {length}, T={config['cycles']} n={config['think_steps']}, "
         f"{result['parameters']:,} parameters",
         f"  batch {result['batch']}, {result['dtype']} on {result['device']} "

@@ -463,10 +463,6 @@ class TrainSampler:
             np.stack(inputs), np.stack(labels), np.array(identifiers), self.task.ignore_label_id
         )
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        while True:
-            yield self.next_cpu_batch()
-
 
 class BatchFeed:
     """The trainer's batches: a :class:`TrainSampler`'s, in its order, on ``device``.

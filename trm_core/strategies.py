@@ -140,11 +140,6 @@ def _per_puzzle(out: Mapping[str, Tensor], members: int) -> tuple[Tensor, Tensor
     )
 
 
-def expand(batch: Mapping[str, Tensor], members: int) -> dict[str, Tensor]:
-    """Each puzzle's row repeated ``members`` times, puzzle-major."""
-    return {key: value.repeat_interleave(members, dim=0) for key, value in batch.items()}
-
-
 # ----------------------------------------------------------------------------- selections
 
 
