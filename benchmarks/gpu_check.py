@@ -42,10 +42,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_models, beside this script
+from bench_models import MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("env", "tests", "bench", "train", "torchrun")
 
-#: (trm-bench preset, per-GPU batch): the reference trains Sudoku on one GPU (768) and
+#: (model of bench_models.MODELS, per-GPU batch): the reference trains Sudoku on one GPU (768) and
 #: Maze and ARC on four (768 / 4).
 PAPER_BENCHES = (
     ("paper-sudoku-mlp", 768),
@@ -160,7 +163,7 @@ class Check:
         modes = ["eager"] if quick else ["eager", "compiled"]
 
         def argv(preset: str, batch: int, compiled: bool, steps: int, warmup: int) -> list:
-            line = [sys.executable, "-m", "trm_core.bench", "--preset", preset, "--batch", batch,
+            line = [sys.executable, "-m", "trm_core.bench", *MODELS[preset], "--batch", batch,
                     "--dtype", dtype, "--device", self.device, "--steps", steps,
                     "--warmup", warmup, "--json", "--quiet"]  # fmt: skip
             return line + (["--compile"] if compiled else [])

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
 
 import torch
 
 from trm_core import layers
-from trm_core.bench import StepRunner, preset_config
+from trm_core.bench import StepRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_models, beside this script
+from bench_models import model_config
 
 CASES = {"tiny-sudoku-mlp": 64, "tiny-sudoku-att": 64, "paper-sudoku-mlp": 16, "sudoku-cpu": 64}
 
@@ -29,7 +34,7 @@ def case_config(name: str, dtype: str) -> dict:
 
         model = {**CPU["model"], "vocab_size": 11, "seq_len": 81, "num_puzzle_identifiers": 1}
         return {**model, "dtype": dtype}
-    return preset_config(name, dtype)
+    return model_config(name, dtype)
 
 
 def main() -> None:

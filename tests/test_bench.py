@@ -77,6 +77,7 @@ def test_paper_presets_have_the_spec_parameter_counts():
         assert model.num_parameters() == count, name
     # Without --preset, the task's paper recipe (what a CUDA device trains by default).
     assert bench_config("sudoku", mixer="mlp")[1] == "paper-mlp"
+    assert bench_config("sudoku")[1].startswith("paper")
 
 
 @pytest.mark.device

@@ -146,7 +146,7 @@ def test_every_command_refuses_a_missing_device_in_one_line(machine, trained, ca
         (run_main, [*argv, "--device", "cuda"]),
         (eval_main, ["--run", str(trained), "--device", "cuda"]),
         (solve_main, ["--run", str(trained), "--device", "cuda", "01234012"]),
-        (bench_main, ["--preset", "tiny-sudoku-mlp", "--device", "cuda"]),
+        (bench_main, ["--task", "sudoku", "--device", "cuda"]),
     ]:
         assert command(args) == 2, command
         _one_line(capsys.readouterr().err, "CUDA is not available", "devices here: cpu")

@@ -48,8 +48,9 @@ def test_the_plan_names_every_stage_and_command(no_cuda, capsys, tmp_path):
     for stage in ("env", "tests", "bench", "train", "torchrun"):
         assert f"== {stage} " in out, stage
     assert "-m pytest -q -p no:cacheprovider -m device --device cuda tests" in out
-    for preset, batch in check.PAPER_BENCHES:
-        line = f"--preset {preset} --batch {batch} --dtype bfloat16 --device cuda"
+    for model, batch in check.PAPER_BENCHES:
+        chosen = " ".join(check.MODELS[model])  # --task T --preset P [--set model.K=V]
+        line = f"{chosen} --batch {batch} --dtype bfloat16 --device cuda"
         assert line in out and f"{line} --steps 10 --warmup 3 --json --quiet --compile" in out
     assert "run --task sudoku --preset paper-mlp --device cuda --max-steps 300" in out
     assert "torch.distributed.run --nproc-per-node 1 -m trm_core.cli run" in out

@@ -51,6 +51,7 @@ from .command import Parser, fail, guarded, run
 from .config import ModelConfig, TrainConfig, structure, unstructure
 from .devices import DeviceError, native_bfloat16, resolve_device
 from .errors import ConfigError
+from .interfaces import COMPONENT_KINDS
 from .layers import swiglu_width
 from .model import build_model
 from .optim import build_optimizers
@@ -103,8 +104,13 @@ def bench_config(
     ``overrides`` are ``model.KEY=VALUE`` settings (``model.hidden_size=128``, a
     component's ``model.options.NAME.KEY``), applied as ``trm-run --set`` applies them.
     """
-    from .run import resolve
+    from .run import default_preset, resolve
 
+    if preset is None:  # the paper's recipe, as a CUDA device trains by default
+        presets = (registry or get_registry()).get("task", task)().presets()
+        preset, _ = default_preset(presets, mixer, cuda=True)
+        if not preset.startswith("paper"):
+            preset = next((name for name in presets if name.startswith("paper")), preset)
     for assignment in overrides:
         if not assignment.strip().startswith("model."):
             raise ConfigError(
@@ -422,13 +428,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 #: What makes two results comparable: the same step (the model's config, but for its
-#: puzzle-identifier count, which changes no work) on the same kind of device.
+#: puzzle-identifier count and the options of components it does not use, which change
+#: no work) on the same kind of device.
 SAME = ("batch", "dtype", "device", "compile")
 
 
 def _step_of(result: Mapping[str, Any]) -> dict[str, Any]:
     config = dict(result.get("config") or {})
     config.pop("num_puzzle_identifiers", None)
+    used = {config.get(kind) for kind in COMPONENT_KINDS}
+    options = config.get("options") or {}
+    config["options"] = {name: value for name, value in options.items() if name in used}
     return config
 
 

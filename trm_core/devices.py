@@ -127,7 +127,7 @@ def auto_compile(device: torch.device) -> bool:
 
     Measured on 2 AVX2 cores in float32: the Sudoku cpu preset's step is 1.07x faster
     compiled (0.376 -> 0.352 s) after ~25 s of compiling, about 3% over its 1,800 steps,
-    within the machine's run-to-run noise; trm-bench's tiny-sudoku-mlp at batch 64 is
+    within the machine's run-to-run noise; trm-bench's tiny Sudoku MLP model at batch 64 is
     1.15x faster (5.92 -> 5.15 s) after a 106 s first step. Not worth a slow start and a
     C++ toolchain by default on a CPU; ``--set train.compile=true`` for long CPU runs.
     ``trm-bench --compile`` (and benchmarks/gpu_check.py on a GPU) measure both.

@@ -431,15 +431,20 @@ def test_convert_mistakes_are_one_line(refused, home, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "fragments"),
     [
-        (["--preset", "nope"], ["nope", "tiny-sudoku-mlp"]),
-        (["--preset", "tiny-sudoku-mlp", "--batch", "0"], ["--batch"]),
-        (["--preset", "tiny-sudoku-mlp", "--steps", "abc"], ["--steps", "invalid int"]),
-        (["--preset", "tiny-sudoku-mlp", "--dtype", "float64"], ["--dtype", "float32"]),
-        (["--preset", "tiny-sudoku-mlp", "--device", "bogus"], ["bogus"]),
+        (["--task", "reverse", "--preset", "nope"], ["nope", "presets: cpu, paper"]),
+        (["--task", "reverso"], ["reverso", "did you mean 'reverse'"]),
+        ([], ["--task is required", "reverse"]),
+        (["--task", "reverse", "--batch", "0"], ["--batch"]),
+        (["--task", "reverse", "--steps", "abc"], ["--steps", "invalid int"]),
+        (["--task", "reverse", "--dtype", "float64"], ["--dtype", "float32"]),
+        (["--task", "reverse", "--device", "bogus"], ["bogus"]),
+        (["--task", "reverse", "--set", "data.options.train=4"], ["takes model.KEY=VALUE"]),
+        (["--task", "reverse", "--set", "model.hiden_size=8"], ["hiden_size", "hidden_size"]),
     ],
 )
 def test_bench_mistakes_are_one_line(refused, argv, fragments):
-    refused(bench_main, argv, *fragments)
+    with use_registry(tiny_task.registry()):
+        refused(bench_main, argv, *fragments)
 
 
 def test_plugins_mistakes_are_one_line(refused, home):

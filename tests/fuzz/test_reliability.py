@@ -407,7 +407,7 @@ def test_trm_convert_survives_any_malformed_reference(tmp_path, capsys):
 
 def test_trm_bench_threads_are_bounded_by_the_cores(refused):
     cores = len(os.sched_getaffinity(0))
-    refused(bench_main, ["--preset", "tiny-sudoku-mlp", "--device", "cpu", "--threads", "5000"],
+    refused(bench_main, ["--task", "sudoku", "--device", "cpu", "--threads", "5000"],
             f"--threads must be within 1..{cores}", "5000")  # fmt: skip
 
 
