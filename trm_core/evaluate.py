@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -156,34 +157,20 @@ def evaluate(
         predictions.append(prediction.cpu().numpy())
         halts.append(halt_logits.cpu().numpy())
 
-    def stacked(parts: list[np.ndarray], width: int | None) -> np.ndarray:
-        if parts:
-            return np.concatenate(parts)
-        return np.zeros((0, width) if width else (0,), dtype=np.int64)
-
+    width = split.inputs.shape[1]
     correct_by_step = np.zeros(max_steps) if early is None else early.correct_by_step.cpu().numpy()
-    local = {
-        "rows": stacked(rows_seen, None),
-        "predictions": stacked(predictions, split.inputs.shape[1]),
-        "halts": stacked(halts, None),
-        "early_predictions": stacked(early_predictions, split.inputs.shape[1]),
-        "early_steps": stacked(early_steps, None),
-        "correct_by_step": correct_by_step.astype(np.float64),
-    }
-    gathered = all_gather_objects(local, world)
-    if not world.is_main:
+    gathered = gather_in_order(
+        world, rows_seen,
+        {"predictions": predictions, "halts": halts, "early_predictions": early_predictions,
+         "early_steps": early_steps},
+        empty={"predictions": (width,), "early_predictions": (width,)},
+        extra={"correct_by_step": correct_by_step.astype(np.float64)},
+    )  # fmt: skip
+    if gathered is None:
         return EvalResult({}, [], None, None)
-
-    rows = np.concatenate([g["rows"] for g in gathered])
-    order = np.argsort(rows)
-    rows = rows[order]
-
-    def merged(key: str) -> np.ndarray:
-        return np.concatenate([g[key] for g in gathered])[order]
-
-    prediction, halt_logits = merged("predictions"), merged("halts")
-    labels = np.asarray(split.labels[rows])
-    metrics = score(prediction, labels, halt_logits, task.ignore_label_id)
+    rows = gathered.rows
+    prediction, halt_logits = gathered.arrays["predictions"], gathered.arrays["halts"]
+    metrics = score_rows(task, split, rows, prediction, halt_logits, task_metrics=False)
     task_metrics, images = task_scores(
         task, split, rows, prediction, halt_logits, out_dir, config.eval.images
     )
@@ -191,12 +178,80 @@ def evaluate(
     metrics["examples"] = float(len(rows))
     by_step = None
     if early is not None and len(rows):
-        early_correct = score(merged("early_predictions"), labels, None, task.ignore_label_id)
+        early_correct = score_rows(
+            task, split, rows, gathered.arrays["early_predictions"], task_metrics=False
+        )
         metrics["early_halting/exact_accuracy"] = early_correct["exact_accuracy"]
-        metrics["early_halting/mean_steps"] = float(merged("early_steps").mean())
-        total = sum(g["correct_by_step"] for g in gathered)
+        metrics["early_halting/mean_steps"] = float(gathered.arrays["early_steps"].mean())
+        total = sum(extra["correct_by_step"] for extra in gathered.extras)
         by_step = [float(value) / len(rows) for value in total]
     return EvalResult(metrics, images, prediction, halt_logits, by_step)
+
+
+@attrs.frozen
+class Gathered:
+    """What every rank answered, on rank 0, in the split's row order."""
+
+    rows: np.ndarray  # [N] the rows answered, ascending
+    arrays: dict[Any, np.ndarray]  # each [N, ...], row i of each is rows[i]'s
+    extras: list[dict[str, Any]]  # each rank's other values (times, counts), by rank
+
+
+def gather_in_order(
+    world: World,
+    rows: list[np.ndarray],
+    arrays: Mapping[Any, list[np.ndarray]],
+    *,
+    empty: Mapping[Any, tuple[int, ...]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Gathered | None:
+    """The one gather of every evaluation (plain, early-halting, strategies): each rank's
+    answered ``rows`` (batches in order) and its ``arrays`` (per key, one part per
+    batch, aligned with ``rows``), gathered on rank 0 and sorted by row; ``empty`` gives
+    the trailing shape of a key a rank answered no row of. None on the other ranks."""
+    empty = empty or {}
+
+    def joined(key: Any, parts: list[np.ndarray]) -> np.ndarray:
+        if parts:
+            return np.concatenate(parts)
+        return np.zeros((0, *empty.get(key, ())), dtype=np.int64)
+
+    local = {
+        "rows": joined(None, rows),
+        "arrays": {key: joined(key, parts) for key, parts in arrays.items()},
+        "extra": dict(extra or {}),
+    }
+    gathered = all_gather_objects(local, world)
+    if not world.is_main:
+        return None
+    every = np.concatenate([g["rows"] for g in gathered])
+    order = np.argsort(every, kind="stable")
+    keys = next((g["arrays"] for g in gathered if len(g["rows"])), gathered[0]["arrays"])
+    merged = {}
+    for key in keys:
+        joined_all = np.concatenate([g["arrays"][key] for g in gathered if key in g["arrays"]])
+        # a key no batch filled (early halting off) stays empty
+        merged[key] = joined_all[order] if len(joined_all) == len(every) else joined_all
+    return Gathered(every[order], merged, [g["extra"] for g in gathered])
+
+
+def score_rows(
+    task: Task,
+    split: Split,
+    rows: np.ndarray,
+    predictions: np.ndarray,
+    halt_logits: np.ndarray | None = None,
+    *,
+    task_metrics: bool = True,
+) -> dict[str, float]:
+    """The engine's scores of ``predictions`` for ``split``'s ``rows`` (:func:`score`),
+    with the task's own (``Task.metrics``) unless ``task_metrics`` is False (the
+    caller asks ``Task.evaluate_predictions`` instead)."""
+    labels = np.asarray(split.labels[rows])
+    metrics = score(predictions, labels, halt_logits, task.ignore_label_id)
+    if task_metrics:
+        metrics.update(task.metrics(np.asarray(split.inputs[rows]), labels, predictions))
+    return metrics
 
 
 def task_scores(

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .config import ConfigError
 from .data import Split, eval_batches, mix_seed
-from .distributed import World, all_gather_objects
+from .distributed import World
 from .interfaces import Strategy, Task
 from .registry import Registry, UnknownPluginError, get_registry
 
@@ -264,7 +264,7 @@ def evaluate_strategy(
     every rank takes its share. ``seed`` defaults to the strategy's own ``seed``
     option (0 without one). Returns the report on rank 0, None elsewhere.
     """
-    from .evaluate import score
+    from .evaluate import gather_in_order, score_rows
 
     if seed is None:
         seed = int(getattr(strategy.options, "seed", 0) or 0)
@@ -289,41 +289,33 @@ def evaluate_strategy(
                 slot.setdefault(selection, []).append(predictions.cpu().numpy())
         rows_seen.append(rows)
     seconds = time.perf_counter() - started
-    local = {
-        "rows": np.concatenate(rows_seen) if rows_seen else np.zeros(0, dtype=np.int64),
-        "collected": {
-            budget: {key: np.concatenate(parts) for key, parts in selections.items()}
-            for budget, selections in collected.items()
-        },
-        "passes": passes,
-        "budget": budget_name,
-        "seconds": seconds,
+    parts = {
+        (budget, selection): predictions
+        for budget, selections in collected.items()
+        for selection, predictions in selections.items()
     }
-    gathered = all_gather_objects(local, world)
-    if not world.is_main:
+    gathered = gather_in_order(
+        world, rows_seen, parts, empty={key: (split.inputs.shape[1],) for key in parts},
+        extra={"passes": passes, "budget": budget_name, "seconds": seconds},
+    )  # fmt: skip
+    if gathered is None:
         return None
-    rows = np.concatenate([g["rows"] for g in gathered])
-    order = np.argsort(rows)
-    rows = rows[order]
-    inputs, labels = np.asarray(split.inputs[rows]), np.asarray(split.labels[rows])
-    first = next(g for g in gathered if g["collected"]) if len(rows) else gathered[0]
+    rows = gathered.rows
+    first = next((e for e in gathered.extras if e["budget"]), gathered.extras[0])
     table = []
-    for budget in sorted(first["collected"]):
-        selections = {}
-        for selection in first["collected"][budget]:
-            predictions = np.concatenate(
-                [g["collected"][budget][selection] for g in gathered if g["collected"]]
-            )[order]
-            metrics = score(predictions, labels, None, task.ignore_label_id)
-            metrics.update(task.metrics(inputs, labels, predictions))
-            selections[selection] = metrics
+    for budget in sorted({budget for budget, _ in gathered.arrays}):
+        selections = {
+            selection: score_rows(task, split, rows, predictions)
+            for (at, selection), predictions in gathered.arrays.items()
+            if at == budget
+        }
         passes = first["passes"][budget]
         table.append({"budget": budget, "passes": passes, "selections": selections})
     return StrategyReport(
         split=name,
         puzzles=len(rows),
         budget=first["budget"],
-        seconds=max(g["seconds"] for g in gathered),
+        seconds=max(extra["seconds"] for extra in gathered.extras),
         rows=table,
     )
 
