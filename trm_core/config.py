@@ -208,6 +208,15 @@ def _options(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         )
 
 
+def _loggers(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    for name, options in value.items():
+        if not isinstance(options, Mapping) and options is not None:
+            raise ConfigError(
+                f"loggers.{name} must be a mapping of the logger's options (or null to drop "
+                f"it), e.g. loggers: {{{name}: {{}}}}; got {options!r}"
+            )
+
+
 @attrs.define(kw_only=True)
 class ModelConfig:
     """Architecture of one Tiny Recursive Model (docs/architecture.md#the-network).
@@ -475,6 +484,13 @@ class RunConfig:
         "options (trm-plugins --kind strategy; docs/strategies.md)",
         factory=dict,
     )
+    loggers: dict[str, Any] = doc(
+        "where the run's metrics, images and hyper-parameters go: logger plugins by name, "
+        "each with its options (trm-plugins --kind logger; null drops one, e.g. "
+        "--set loggers.tensorboard=null)",
+        factory=lambda: {"tensorboard": {}},
+        validator=_loggers,
+    )
 
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -502,6 +518,7 @@ MAPPINGS = {
     "train": "train: {steps: 100}",
     "eval": "eval: {batch_size: 64}",
     "strategy": "strategy: {name: rollouts}",
+    "loggers": "loggers: {tensorboard: {}}",
     "model.options": "model.options: {attention: {num_heads: 4}}",
     "data.options": "data.options: {seed: 0}",
 }

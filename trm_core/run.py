@@ -326,6 +326,7 @@ RESUMABLE = (
     "train.log_interval",
     "eval",
     "strategy",
+    "loggers",
 )
 
 
