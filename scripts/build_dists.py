@@ -50,6 +50,7 @@ DISTRIBUTIONS = (
     ("trm-plugin-arc", "tasks/arc"),
     ("trm-plugin-conv", "examples/trm-plugin-conv"),
     ("trm-task-life", "examples/trm-task-life"),
+    ("trm-logger-mlflow", "examples/trm-logger-mlflow"),
 )
 
 #: Never downloaded by --deps: the user installs the torch build for their machine.

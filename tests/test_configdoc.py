@@ -38,7 +38,7 @@ def test_the_reference_names_every_key_with_its_default():
 
 def test_a_short_run_is_told_about_warm_up_and_ema():
     from tests.tiny_task import run_config
-    from trm_core.cli import schedule_notes
+    from trm_core.training import schedule_notes
 
     config = run_config(train={"lr_warmup_steps": 2000, "ema_rate": 0.999})
     warm_up, ema = schedule_notes(config, total_steps=300)

@@ -32,6 +32,7 @@ FIRST_PARTY = {
     ("strategy", "rollouts"),
     ("strategy", "steps"),
     ("strategy", "unroll"),
+    ("logger", "tensorboard"),
 }
 
 

@@ -46,6 +46,7 @@ from .interfaces import (
     Component,
     Encoder,
     HaltingHead,
+    Logger,
     Mixer,
     Rotary,
     Strategy,
@@ -73,6 +74,7 @@ from .registry import (
     get_registry,
     use_registry,
 )
+from .run import resolve
 from .strategies import (
     Answers,
     StrategyReport,
@@ -106,11 +108,13 @@ from .taskkit import (
     subsample,
     task_data_version,
 )
+from .training import TrainResult, train
 
 try:
     __version__ = version("trm-core")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
 
 __all__ = [
     "CAPABILITIES",
@@ -131,6 +135,7 @@ __all__ = [
     "HaltingHead",
     "LoadedModel",
     "LoadedRun",
+    "Logger",
     "Mixer",
     "ModelConfig",
     "PluginError",
@@ -147,6 +152,7 @@ __all__ = [
     "TRMModel",
     "Task",
     "ThinkActCore",
+    "TrainResult",
     "UnknownPluginError",
     "__version__",
     "apply_rotary",
@@ -188,6 +194,7 @@ __all__ = [
     "read_checkpoint",
     "read_split",
     "read_text_file",
+    "resolve",
     "rms_norm",
     "rotary_tables",
     "rule_valid",
@@ -200,6 +207,7 @@ __all__ = [
     "subsample",
     "swiglu_width",
     "task_data_version",
+    "train",
     "trajectories",
     "trunc_normal_",
     "unroll",

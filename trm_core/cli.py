@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .command import (
@@ -32,7 +30,6 @@ from .command import (
     strategy_settings,
 )
 from .config import ConfigError
-from .files import FolderLock
 from .hookspecs import PLUGIN_CONTRACT
 from .interfaces import KINDS
 from .monitor import doing, sized_by
@@ -228,15 +225,15 @@ def run_main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, unstructure
+    from .config import ConfigError
     from .devices import resolve_device
-    from .distributed import init_world
-    from .model import check_model_section
+    from .monitor import format_duration
     from .registry import get_registry
-    from .run import device_setting, read_config, resolve
+    from .run import device_setting, resolve
+    from .training import train
 
     registry = get_registry()
-    payload = None
+    mapping, chosen = None, None
     if args.resume:
         given = [flag for flag, value in (("--task", args.task), ("--mixer", args.mixer),
                  ("--preset", args.preset), ("--config", args.config), ("--set", args.set),
@@ -247,11 +244,6 @@ def _run(args: argparse.Namespace) -> int:
                 f"--time-budget and --device, not {', '.join(given)} (a new run with other "
                 "settings: trm-run --task T --config RUN/config.yaml --set ...)"
             )
-        run_dir = Path(args.resume)
-        config = read_config(run_dir)
-        mapping = unstructure(config)
-        task = registry.get("task", config.task)()
-        chosen = f"resuming {run_dir}"
     else:
         if not args.task:
             raise ConfigError(
@@ -260,178 +252,28 @@ def _run(args: argparse.Namespace) -> int:
             )
         # The default preset follows the device: the run's own, else this machine's.
         on_cuda = resolve_device(device_setting(args.device, args.set)).type == "cuda"
-        mapping, task, chosen = resolve(
+        mapping, _, chosen = resolve(
             args.task, mixer=args.mixer, preset=args.preset, config_file=args.config,
             overrides=args.set, registry=registry, cuda=on_cuda,
         )  # fmt: skip
-    if args.device:
-        mapping["device"] = args.device
-    check_model_section(mapping.get("model") or {}, registry)  # before any data is built
-    if (mapping.get("strategy") or {}).get("name"):  # the final evaluation's strategy, too
-        from .strategies import make_strategy
-
-        make_strategy(mapping["strategy"], registry)
-    world = init_world(mapping.get("device", "auto"))
-    say = print if world.is_main else (lambda *a, **k: None)
-    locks: list[FolderLock] = []  # the run folder's, held while this process writes it
-    try:
-        if args.resume:
-            if world.is_main:  # one writer per run folder
-                locks.append(FolderLock(run_dir))
-                note = locks[-1].acquire()
-                if note:
-                    say(f"note: {note}")
-            payload = _resume_payload(run_dir, mapping)
-        return _train(args, registry, mapping, task, chosen, world, say, payload, locks)
-    finally:
-        for lock in locks:
-            lock.release()
-
-
-def _resume_payload(run_dir: Path, mapping: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint a resume continues from, refused when it is missing, damaged, or
-    not what the folder's config.yaml now describes (an edit that changes what it
-    computed); the run's history is never started over."""
-    from .checkpoint import CheckpointError, read_checkpoint
-    from .run import RESUMABLE, resume_changes, start_over
-
-    path = run_dir / "checkpoints" / "last.pt"
-    again = start_over(run_dir, mapping["task"])
-    if not path.is_file():
-        raise CheckpointError(
-            f"{run_dir} has no checkpoint to resume from ({path} is missing: the run stopped "
-            f"before its first, or it was removed); its history is kept. Start over in a new "
-            f"run folder: {again}"
-        )
-    try:
-        payload = read_checkpoint(path)
-    except CheckpointError as error:
-        raise CheckpointError(f"{error}; the run cannot resume. Start over: {again}") from None
-    saved = payload.get("run_config")
-    if isinstance(saved, dict):
-        now = {**mapping, "device": saved.get("device")}  # --device may change
-        changed = resume_changes(now, saved)
-        if changed:
-            raise ConfigError(
-                f"{run_dir / 'config.yaml'} was edited since the checkpoint of step "
-                f"{payload.get('step', '?')}: {'; '.join(changed)}. Only "
-                f"{', '.join(RESUMABLE)} may change on resume (and --max-steps, "
-                f"--time-budget, --device): undo the edit, or start a new run: {again}"
-            )
-    return payload
-
-
-def _train(args, registry, mapping, task, chosen, world, say, payload, locks) -> int:
-    import torch
-
-    from .config import ConfigError
-    from .devices import training_memory_problem
-    from .layers import PuzzleEmbedding
-    from .monitor import Progress, format_duration
-    from .run import new_run_dir, prepare, write_config
-    from .trainer import Trainer
-
-    model_line = mapping.get("model", {}).get("mixer", "?")
-    say(
-        f"trm-run: task {mapping['task']}, mixer {model_line}, {chosen}; device {world.device}"
-        + (
-            f" x{world.size} processes ({torch.distributed.get_backend()})"
-            if world.distributed
-            else ""
-        )
-    )
-    config, data_dir = prepare(mapping, task, world, log=say)
-    problem = training_memory_problem(config, world.device, world.size)
-    if problem is not None:
-        raise ConfigError(problem)
-    if args.resume:
-        run_dir = Path(args.resume)
-    elif world.is_main:
-        run_dir = new_run_dir(args.out or "runs", config)
-        locks.append(FolderLock(run_dir))
-        locks[-1].acquire()
-    else:
-        run_dir = None
-    progress = Progress(total=0) if world.is_main else None
-    trainer = Trainer(config, task, data_dir, world, run_dir, registry, progress)
-    if payload is not None:
-        trainer.load(trainer.checkpoint_path, payload)
-        say(f"resumed at step {trainer.step} of {trainer.total_steps}")
-    elif world.is_main:
-        write_config(run_dir, trainer.config, trainer.model.plugin_table)
-    if progress is not None:
-        progress.total, progress.start = trainer.total_steps, trainer.step
-        if args.max_steps is not None:
-            progress.total = min(args.max_steps, trainer.total_steps)
-    model = trainer.model
-    say(
-        f"model: {model.num_parameters():,} parameters, dtype {model.config.dtype}"
-        f"{', compiled' if trainer.compiled else ''}"
-        f"{', batches made ahead' if trainer.batches.background else ''}; "
-        f"{trainer.total_steps} steps of {config.train.global_batch_size} examples; "
-        f"train {len(trainer.train_split)} x {config.data.augmentations + 1} variants, "
-        f"test {len(trainer.test_split)}"
-    )
-    for line in schedule_notes(config, trainer.total_steps):
-        say(f"note: {line}")
-    for name, module in model.named_modules():
-        if isinstance(module, PuzzleEmbedding):
-            table = module.weights
-            say(
-                f"puzzle embeddings: {table.shape[0]:,} x {table.shape[1]} "
-                f"{str(table.dtype).removeprefix('torch.')} = "
-                f"{table.numel() * table.element_size() / 2**20:,.1f} MiB ({name}: a buffer "
-                "trained by sign-SGD, saved once per checkpoint, no EMA copy or optimiser state)"
-            )
-    if args.max_steps is not None and trainer.step >= args.max_steps:
-        say(f"note: the run is at step {trainer.step} already; --max-steps {args.max_steps} "
-            "leaves nothing to train")  # fmt: skip
+    result = train(
+        mapping, out=args.out or "runs", resume=args.resume, device=args.device,
+        max_steps=args.max_steps,
+        time_budget=None if args.time_budget is None else args.time_budget * 60,
+        registry=registry, chosen=chosen,
+    )  # fmt: skip
+    if result.run_dir is None or not result.trained:
         return 0
-    started = time.monotonic()
-    budget = None if args.time_budget is None else args.time_budget * 60
-    with doing(trainer.interruption):
-        final = trainer.fit(max_steps=args.max_steps, time_budget=budget)
-    if world.is_main:
-        print(
-            f"\ndone: step {trainer.step} of {trainer.total_steps} in "
-            f"{format_duration(time.monotonic() - started)}; final test metrics:"
-        )
-        _print_metrics(final)
-        # The model as a folder to share (what trm-export writes), from the checkpoint.
-        from .export import export_model
-        from .inference import load_run
-
-        model_dir = run_dir / "model"
-        with doing(
-            f"writing the model folder {model_dir}; the checkpoint of step {trainer.step} is "
-            f"kept, and trm-export {run_dir} {model_dir} --force writes the folder again"
-        ):
-            loaded = load_run(run_dir, device="cpu", registry=registry)
-            export_model(loaded, model_dir, force=True, data_dir=data_dir)
-        print(f"run folder:  {run_dir}")
-        print(f"checkpoint:  {trainer.checkpoint_path}")
-        print(f"model:       {model_dir} (trm-solve --model {model_dir} PUZZLE)")
-        print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    print(
+        f"\ndone: step {result.step} of {result.total_steps} in "
+        f"{format_duration(result.seconds)}; final test metrics:"
+    )
+    _print_metrics(result.metrics)
+    print(f"run folder:  {result.run_dir}")
+    print(f"checkpoint:  {result.checkpoint}")
+    print(f"model:       {result.model_dir} (trm-solve --model {result.model_dir} PUZZLE)")
+    print(f"TensorBoard: tensorboard --logdir {result.run_dir.parent}")
     return 0
-
-
-def schedule_notes(config, total_steps: int) -> list[str]:
-    """What in the schedule will likely waste a short run (a preset that sets only
-    ``train.steps`` keeps the paper's 2,000 warm-up steps and 0.999 EMA)."""
-    train, notes = config.train, []
-    if train.lr_warmup_steps >= total_steps:
-        notes.append(
-            f"train.lr_warmup_steps ({train.lr_warmup_steps}) is not below the run's "
-            f"{total_steps} steps: the learning rate never reaches train.lr ({train.lr:g})"
-        )
-    horizon = 1 / max(1 - train.ema_rate, 1e-12)
-    if train.ema and horizon > total_steps:
-        notes.append(
-            f"train.ema_rate {train.ema_rate:g} averages over ~{horizon:,.0f} steps, more "
-            f"than the run's {total_steps}: the EMA weights evaluated stay near their start "
-            "(lower train.ema_rate, or set train.ema=false)"
-        )
-    return notes
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -540,7 +382,7 @@ def _evaluate(args, loaded, world, section, batch_size) -> int:
 
 def _eval_strategy(loaded, world, section: dict, batch_size: int | None, data, args) -> int:
     """trm-eval --strategy: accuracy against compute on every split, printed; for a run
-    folder also recorded in metrics.json and logged to TensorBoard
+    folder also recorded in metrics.json and logged to the run's loggers
     (``strategy/<name>/...`` against passes)."""
     from .config import suggest
     from .strategies import check_strategy, format_report, make_strategy, options_of
@@ -568,7 +410,7 @@ def _eval_strategy(loaded, world, section: dict, batch_size: int | None, data, a
         for selection in row["selections"].values() for key in selection
     })  # fmt: skip
     if loaded.run_dir is not None and data is None:  # scores of other data are not the run's
-        _record_strategy(loaded.run_dir, record, name, reports)
+        _record_strategy(loaded, record, name, reports)
     if metrics and args.metric not in metrics:
         raise ConfigError(
             f"--metric {args.metric}: not a metric of this evaluation"
@@ -597,13 +439,14 @@ def _budget_keys(rows: int, strategy, options: dict) -> str:
     )
 
 
-def _record_strategy(run_dir: Path, record: dict, name: str, reports: list) -> None:
-    """A strategy evaluation into the run's metrics.json and TensorBoard; a file that
+def _record_strategy(loaded, record: dict, name: str, reports: list) -> None:
+    """A strategy evaluation into the run's metrics.json and its loggers; a file that
     cannot be read or written is named in a warning, never fatal to the evaluation."""
+    from .errors import PluginError
     from .files import atomic_write_text
-    from .monitor import TensorBoard
-    from .strategies import log_reports
+    from .runlog import log_strategy, make_loggers
 
+    run_dir = loaded.run_dir
     history_path = run_dir / "metrics.json"
     try:
         history = json.loads(history_path.read_text()) if history_path.is_file() else []
@@ -611,12 +454,19 @@ def _record_strategy(run_dir: Path, record: dict, name: str, reports: list) -> N
             raise ValueError(f"{history_path} is damaged: not a list of records")
         history.append({**record, "evaluated_by": "trm-eval"})
         atomic_write_text(history_path, json.dumps(history, indent=2))
-        board = TensorBoard(run_dir)
-        log_reports(board, name, reports)
-        board.close()
-    except (OSError, ValueError, RecursionError) as error:
+        loggers = make_loggers(loaded.config.loggers, run_dir)
+        try:
+            log_strategy(loggers, name, reports)
+        finally:
+            for logger in loggers:
+                logger.close()
+    except (OSError, ValueError, RecursionError, PluginError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if isinstance(error, ValueError) and "damaged" not in reason:
+        if (
+            isinstance(error, ValueError)
+            and not isinstance(error, ConfigError)
+            and ("damaged" not in reason)
+        ):
             reason = f"{history_path} is damaged ({reason})"
         print(f"warning: the results were not recorded in {run_dir}: {reason}",
               file=sys.stderr)  # fmt: skip

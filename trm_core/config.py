@@ -208,6 +208,14 @@ def _options(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         )
 
 
+#: The loggers every run has unless its ``loggers`` section drops them (with null).
+DEFAULT_LOGGERS = {"tensorboard": {}}
+
+
+def _with_default_loggers(value: Any) -> Any:
+    return {**DEFAULT_LOGGERS, **value} if isinstance(value, Mapping) else value
+
+
 def _loggers(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     for name, options in value.items():
         if not isinstance(options, Mapping) and options is not None:
@@ -486,9 +494,10 @@ class RunConfig:
     )
     loggers: dict[str, Any] = doc(
         "where the run's metrics, images and hyper-parameters go: logger plugins by name, "
-        "each with its options (trm-plugins --kind logger; null drops one, e.g. "
-        "--set loggers.tensorboard=null)",
-        factory=lambda: {"tensorboard": {}},
+        "each with its options (trm-plugins --kind logger), added to tensorboard; null "
+        "drops one, e.g. --set loggers.tensorboard=null",
+        factory=lambda: dict(DEFAULT_LOGGERS),
+        converter=_with_default_loggers,
         validator=_loggers,
     )
 

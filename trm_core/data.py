@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
@@ -129,6 +130,43 @@ def read_split(path: str | os.PathLike, task: Task | None = None) -> Split:
                 f"{path}: token {top} outside the task's vocabulary of {task.vocab_size}"
             )
     return split
+
+
+def extra_splits(data_dir: Path, task: Task | None = None) -> dict[str, Split]:
+    """The extra held-out sets a task may build beside its test split
+    (``data_dir/extra/<name>``), by name; scored once, at the end of a run."""
+    extra = Path(data_dir) / "extra"
+    return {
+        path.name: read_split(path, task)
+        for path in (sorted(extra.iterdir()) if extra.is_dir() else [])
+        if path.is_dir() and not path.name.startswith(".")
+    }
+
+
+@attrs.frozen
+class RunData:
+    """A run's data, read once from the folder the task built: the training and test
+    splits and the extra held-out sets (scored at the end)."""
+
+    folder: Path
+    train: Split
+    test: Split
+    extra: dict[str, Split]
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike, task: Task | None = None) -> RunData:
+        folder = Path(folder)
+        return cls(
+            folder=folder,
+            train=read_split(folder / "train", task),
+            test=read_split(folder / "test", task),
+            extra=extra_splits(folder, task),
+        )
+
+    @property
+    def num_puzzle_identifiers(self) -> int:
+        """The puzzle-embedding rows the training and test splits need."""
+        return max(s.metadata["num_puzzle_identifiers"] for s in (self.train, self.test))
 
 
 _READS = 5  # tries of read_split on a folder that write_split keeps replacing

@@ -83,3 +83,12 @@ def all_gather_objects(obj: Any, world: World) -> list[Any]:
     gathered: list[Any] = [None] * world.size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """True on every rank when any rank says so (ranks must stop at the same step; under
+    torchrun a collective)."""
+    if not world.distributed:
+        return flag
+    value = torch.tensor([float(flag)], device=world.device)
+    return bool(all_reduce_sum(value, world).item() > 0)

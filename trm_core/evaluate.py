@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .data import Split, eval_batches, read_split
+from .data import Split, eval_batches
 from .distributed import World, all_gather_objects
 from .interfaces import Task
 from .losses import IGNORE_LABEL
@@ -280,17 +280,6 @@ def task_scores(
             flush=True,
         )
     return task.evaluate_predictions(split, rows, prediction, halt_logits, None, images)
-
-
-def extra_splits(data_dir: Path, task: Task | None = None) -> dict[str, Split]:
-    """The extra held-out sets a task may build beside its test split
-    (``data_dir/extra/<name>``), by name; scored once, at the end of a run."""
-    extra = Path(data_dir) / "extra"
-    return {
-        path.name: read_split(path, task)
-        for path in (sorted(extra.iterdir()) if extra.is_dir() else [])
-        if path.is_dir() and not path.name.startswith(".")
-    }
 
 
 def evaluate_splits(

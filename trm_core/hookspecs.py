@@ -127,5 +127,19 @@ def register_strategies(register: Register) -> None:
     """
 
 
+@hookspec
+def register_loggers(register: Register) -> None:
+    """Contribute loggers (where a run's metrics, images and hyper-parameters go).
+
+    Args:
+        register: call ``register(name, cls)`` once per logger, ``cls`` a subclass of
+            :class:`trm_core.Logger`; ``name`` is its key in the config's ``loggers``
+            section (``--set loggers.NAME.OPTION=VALUE``).
+
+    Returns:
+        Nothing.
+    """
+
+
 #: Each contribution hook and the plugin kind it contributes (from the table of kinds).
 HOOK_KINDS: dict[str, str] = {kind.hook: name for name, kind in KINDS.items()}

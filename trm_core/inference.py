@@ -30,10 +30,10 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .config import ConfigError, RunConfig, build_run_config, unstructure
-from .data import DataError, Split, read_split
+from .data import DataError, Split, extra_splits, read_split
 from .devices import resolve_device
 from .distributed import World
-from .evaluate import evaluate_named, evaluate_splits, extra_splits, unroll
+from .evaluate import evaluate_named, evaluate_splits, unroll
 from .interfaces import COMPONENT_KINDS, Strategy, Task
 from .model import TRMModel
 from .modelfolder import (

@@ -632,6 +632,71 @@ class Strategy(ABC):
         """
 
 
+class Logger(ABC):
+    """Where a run's metrics go: TensorBoard (built in), an experiment tracker, a file.
+
+    Chosen by name in the config's ``loggers`` section, which maps each logger's
+    registered name to its options (``loggers: {tensorboard: {}, mlflow: {experiment:
+    sudoku}}``; ``--set loggers.tensorboard=null`` drops one). Only the process that
+    writes the run folder logs (rank 0 under torchrun). The run log
+    (:class:`trm_core.runlog.RunLog`) calls a logger in this order: :meth:`start`, then
+    :meth:`scalars` and :meth:`images` as training and evaluations go, :meth:`flush`
+    after each evaluation is on disk, and :meth:`close` at the end, also when the run
+    fails. Values are plain Python floats and ints; images are [H, W, 3] uint8 arrays.
+    """
+
+    kind: ClassVar[str] = "logger"
+    #: The logger's options: an attrs class (``kw_only``, every field with a default),
+    #: read from ``loggers.<its registered name>`` with the same strict, nearest-key
+    #: errors as the config. None: the logger takes no options.
+    Options: ClassVar[type | None] = None
+
+    def __init__(self, run_dir: Path, options: Any = None) -> None:
+        #: The run folder (a logger may write inside it, e.g. TensorBoard's event files).
+        self.run_dir = Path(run_dir)
+        #: An instance of ``Options`` (its defaults when none is given).
+        self.options = options if options is not None or self.Options is None else self.Options()
+
+    @classmethod
+    def options_from(cls, name: str, section: Mapping[str, Any] | None) -> Any:
+        """``Options`` from the ``loggers.<name>`` section (errors name its keys)."""
+        where = f"loggers.{name}"
+        if cls.Options is None:
+            if section:
+                raise ConfigError(
+                    f"{where}: the logger {name!r} takes no options, got "
+                    + ", ".join(sorted(section))
+                )
+            return None
+        return structure(cls.Options, dict(section or {}), where=where)
+
+    def start(self, config: Mapping[str, Any], step: int) -> None:  # noqa: B027 (optional)
+        """The run begins (``step`` 0) or resumes from its checkpoint of ``step``.
+
+        Args:
+            config: the run's whole config, flattened (``{"train.lr": 0.0001, ...}``).
+            step: where the run goes on from. A resumed run was killed after this
+                step's checkpoint, maybe after logging later points: a logger that can
+                drop them should (TensorBoard does), so no step is logged twice.
+        """
+
+    @abstractmethod
+    def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
+        """Log ``values`` at ``step`` under ``prefix`` (``train``, ``eval``,
+        ``strategy/<name>/<split>/<selection>``), each as ``<prefix>/<name>``.
+        Non-finite values are never passed."""
+
+    def images(self, prefix: str, images: Mapping[str, np.ndarray], step: int) -> None:  # noqa: B027
+        """Log an evaluation's drawn puzzles (``Task.render``): ``images`` maps names
+        to [H, W, 3] uint8 arrays. Default: not logged."""
+
+    def flush(self) -> None:  # noqa: B027 (optional)
+        """Make what was logged so far durable (called after each evaluation)."""
+
+    def close(self) -> None:  # noqa: B027 (optional)
+        """The run ends (or fails): release files and connections."""
+
+
 @attrs.frozen
 class Kind:
     """One kind of plugin: its name (``trm-plugins --kind``, ``registry.get(kind, ...)``),
@@ -654,6 +719,7 @@ KINDS: dict[str, Kind] = {
         Kind("halting_head", HaltingHead, "register_halting_heads", component=True),
         Kind("task", Task, "register_tasks", component=False),
         Kind("strategy", Strategy, "register_strategies", component=False),
+        Kind("logger", Logger, "register_loggers", component=False),
     )
 }
 #: The network components a model is assembled from (a ModelConfig field each).

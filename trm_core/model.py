@@ -98,6 +98,23 @@ class Carry:
     halted: Tensor
     data: dict[str, Tensor]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The carry on the CPU, as a checkpoint holds it."""
+        tensors = {"y": self.y, "z": self.z, "steps": self.steps, "halted": self.halted}
+        return {
+            **{key: value.cpu() for key, value in tensors.items()},
+            "data": {key: value.cpu() for key, value in self.data.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], device: torch.device | str) -> Carry:
+        """The carry :meth:`state_dict` gave, on ``device``."""
+        return cls(
+            y=state["y"].to(device), z=state["z"].to(device), steps=state["steps"].to(device),
+            halted=state["halted"].to(device),
+            data={key: value.to(device) for key, value in state["data"].items()},
+        )  # fmt: skip
+
 
 class TRMModel(nn.Module):
     """Encoder -> ThinkActCore (repeated under deep supervision) -> LM head + HaltingHead."""
@@ -107,8 +124,11 @@ class TRMModel(nn.Module):
         config: ModelConfig,
         registry: Registry | None = None,
         device: str | torch.device | None = None,
+        data_parallel: tuple[int, int] = (0, 1),
     ) -> None:
-        """Build the model from ``config``'s plugins; ``device`` only resolves dtype "auto"."""
+        """Build the model from ``config``'s plugins; ``device`` only resolves dtype "auto".
+        ``data_parallel``: (rank, number of processes) of data-parallel training, so that
+        exploration draws are sliced from the global batch's (see forward)."""
         super().__init__()
         registry = registry or get_registry()
         if config.dtype == "auto":
@@ -146,9 +166,7 @@ class TRMModel(nn.Module):
         self.register_buffer("rotary_sin", tables[1] if tables else None, persistent=False)
         self.lm_head = CastedLinear(config.hidden_size, config.vocab_size)
         self.halting_head: HaltingHead = registry.get("halting_head", config.halting_head)(config)
-        # (rank, number of processes) of data-parallel training: the trainer sets it so
-        # that exploration draws are sliced from the global batch's (see forward).
-        self.data_parallel: tuple[int, int] = (0, 1)
+        self.data_parallel = data_parallel
 
     @property
     def prefix_len(self) -> int:

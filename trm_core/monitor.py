@@ -1,4 +1,6 @@
-"""What a run shows: a progress bar (or plain lines), TensorBoard scalars, images, hparams."""
+"""What a command shows while it works: a progress bar (or plain lines), and what is in
+progress, for the one line an interrupt or an out-of-memory error prints. (What a run
+publishes, to its loggers and ``metrics.json``, is :mod:`trm_core.runlog`.)"""
 
 from __future__ import annotations
 
@@ -7,10 +9,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, TextIO
-
-import numpy as np
 
 #: What the command is doing, innermost last: describers of the work in progress, for the
 #: line an interrupt (Ctrl-C, SIGTERM) prints (see :func:`doing`).
@@ -127,81 +126,6 @@ class Progress:
             self._open_line = False
         self.stream.write(text + "\n")
         self.stream.flush()
-
-
-class TensorBoard:
-    """A thin wrapper over torch's SummaryWriter writing into the run folder (rank 0 only).
-
-    The writer opens at the first write. A run resumed from its checkpoint of step K says
-    so with :meth:`resume_at`; the writer then drops every point an earlier process
-    logged after step K (a killed run logs past its last checkpoint), so that no step
-    is logged twice.
-    """
-
-    def __init__(self, log_dir: Path | None) -> None:
-        self.log_dir = log_dir
-        self.purge_after: int | None = None
-        self._writer = None
-
-    def resume_at(self, step: int) -> None:
-        """Continue the run's events from ``step``: later points already there are dropped."""
-        self.purge_after = step
-        if self._writer is not None:  # reopen, with the purge, at the next write
-            self._writer.close()
-            self._writer = None
-
-    @property
-    def writer(self):
-        """torch's SummaryWriter (None without a folder), opened on first use."""
-        if self._writer is None and self.log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            earlier = any(Path(self.log_dir).glob("events.out.tfevents.*"))
-            purge = self.purge_after + 1 if self.purge_after is not None and earlier else None
-            self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge)
-            self.purge_after = None  # once: what this process writes stays
-        return self._writer
-
-    def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
-        if self.writer is None:
-            return
-        for name, value in values.items():
-            if isinstance(value, int | float) and math.isfinite(value):
-                self.writer.add_scalar(f"{prefix}/{name}", value, step)
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        self.scalars(tag.rpartition("/")[0] or tag, {tag.rpartition("/")[2]: value}, step)
-
-    def image(self, tag: str, image: np.ndarray, step: int) -> None:
-        """``image``: [H, W, 3] uint8."""
-        if self.writer is not None:
-            self.writer.add_image(tag, image, step, dataformats="HWC")
-
-    def text(self, tag: str, text: str, step: int = 0) -> None:
-        if self.writer is not None:
-            self.writer.add_text(tag, text, step)
-
-    def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-        """Record hyper-parameters (flattened config) against the eval metrics' tags."""
-        if self.writer is None:
-            return
-        from torch.utils.tensorboard.summary import hparams
-
-        clean = {
-            key: value if isinstance(value, int | float | str | bool) else str(value)
-            for key, value in params.items()
-        }
-        for summary in hparams(clean, dict(metrics)):
-            self.writer.file_writer.add_summary(summary)
-
-    def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Plugin loading and lookups.
 
-trm-core's own plugins (the encoder, mixers, core, halting head and strategies of
-:data:`BUILTINS`) are registered directly, through the same hooks as any other,
-as pytest registers its own: an uninstalled checkout has them, and no selection
+trm-core's own plugins (the encoder, mixers, core, halting head, strategies and
+TensorBoard logger of :data:`BUILTINS`) are registered directly, through the same
+hooks as any other, as pytest registers its own: an uninstalled checkout has them, and no selection
 drops them. Installed plugins arrive through the ``trm`` entry-point group. All
 are loaded once, lazily, the first time anything is looked up. The environment
 variable ``TRM_LOAD_PLUGINS`` selects among the installed ones: unset loads every
@@ -40,6 +40,7 @@ BUILTINS: dict[str, str] = {
     "trm": "trm_plugin_recursion",
     "first_token": "trm_plugin_halting",
     "strategies": "trm_plugin_strategies",
+    "tensorboard": "trm_plugin_tensorboard",
 }
 CORE_DISTRIBUTION = "trm-core"
 ENTRY_POINT_GROUP = "trm"

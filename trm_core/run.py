@@ -1,4 +1,5 @@
-"""What ``trm-run`` and ``trm-eval`` do: resolve the config, build data, make the run folder.
+"""What ``trm-run`` and ``trm-eval`` do before training or evaluating: resolve the config,
+validate it once, build the data once, make the run folder.
 
 Config layers, later wins: the task's preset, ``--config FILE``, ``--mixer``,
 then each ``--set dotted.key=value``. A preset may hold a ``by_mixer`` section
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 import yaml
 
@@ -29,13 +31,15 @@ from .config import (
     suggest,
     unstructure,
 )
-from .data import DataError, read_split
+from .data import DataError, RunData
 from .devices import auto_device, describe_os_error
 from .distributed import World
 from .files import atomic_write_text
-from .interfaces import Task
+from .interfaces import Strategy, Task
+from .model import check_components
 from .monitor import doing
 from .registry import Registry, get_registry
+from .strategies import make_strategy
 from .taskkit import task_data_version
 
 
@@ -214,58 +218,99 @@ def source_identities(task: Task, options: Mapping[str, Any]) -> list[dict[str, 
     return identities
 
 
-def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tuple[RunConfig, Path]:
-    """Build (or reuse) the task's data and complete the model's sizes from it."""
-    where = f"task {mapping['task']} preset {mapping['preset']}"
-    sizes = {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
-    build_run_config(merge(mapping, {"model": sizes}), where=where)  # all checked before data
-    data = mapping.get("data", {}) or {}
-    task.configure(dict(data.get("options", {}) or {}))
-    check_task_capabilities(task, mapping["task"], data)
-    options = data.get("options", {}) or {}
+def validate(
+    mapping: Mapping[str, Any], task: Task, registry: Registry | None = None
+) -> tuple[RunConfig, tuple[str, Strategy] | None]:
+    """The run config of a merged mapping, every value checked once, before any data is
+    built: every key and value (with the task's sizes), the model's components and
+    their options, the final strategy (returned, made), the loggers' options, the
+    task's data options and the capabilities they need. Raises ConfigError naming the
+    key."""
+    registry = registry or get_registry()
+    where = f"task {mapping.get('task')} preset {mapping.get('preset', 'custom')}"
+    config = build_run_config(merge(mapping, {"model": _sizes(task)}), where=where)
+    check_components(config.model, registry, sizes_known=False)
+    strategy = None
+    if config.strategy.get("name"):
+        strategy = make_strategy(config.strategy, registry)
+    elif config.strategy:  # options of no strategy: a forgotten name, never ignored
+        raise ConfigError(
+            f"strategy.{sorted(config.strategy)[0]} is set but strategy.name is not (the final "
+            "evaluation's strategy is off without a name); set strategy.name, one of: "
+            + ", ".join(registry.names("strategy"))
+        )
+    for name, section in config.loggers.items():
+        if section is not None:
+            registry.get("logger", name).options_from(name, section)
+    task.configure(dict(config.data.options))
+    check_task_capabilities(task, config.task, config.data.augmentations)
+    sizes = _sizes(task)  # a task's sizes may follow its options (a maze's side)
+    given = mapping.get("model")
+    for key, value in sizes.items():
+        if isinstance(given, Mapping) and given.get(key, value) != value:
+            raise ConfigError(f"model.{key} is {given[key]} but the task's data needs {value}")
+    config = attrs.evolve(config, model=attrs.evolve(config.model, **sizes))
+    return config, strategy
+
+
+def _sizes(task: Task) -> dict[str, int]:
+    return {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
+
+
+def build_data(config: RunConfig, task: Task, world: World, log=print) -> RunData:
+    """Build (or reuse) the task's data in its cache folder (rank 0; the other ranks
+    wait) and read its splits, once."""
+    options = config.data.options
     target = data_dir_for(
-        mapping["task"],
+        config.task,
         options,
-        data.get("cache_dir"),
+        config.data.cache_dir,
         version=task_data_version(task),
         sources=source_identities(task, options),
     )
     if world.is_main:
         started = time.monotonic()
         try:
-            with doing(
-                f"building the {mapping['task']} data in {target}; nothing half-built is kept"
-            ):
-                built = Path(task.build_dataset(dict(data.get("options", {})), target))
+            with doing(f"building the {config.task} data in {target}; nothing half-built is kept"):
+                built = Path(task.build_dataset(dict(options), target))
         except OSError as error:  # the cache folder: not writable, a full disk, ...
             raise DataError(
-                f"cannot build the {mapping['task']} data in {target}: "
+                f"cannot build the {config.task} data in {target}: "
                 f"{describe_os_error(error)}; nothing half-built was kept "
                 "(set data.cache_dir or $TRM_DATA_DIR to a writable folder)"
             ) from None
         if built != target:
-            raise ConfigError(f"task {mapping['task']!r} built its data in {built}, not {target}")
+            raise ConfigError(f"task {config.task!r} built its data in {built}, not {target}")
         log(f"data: {target} ({time.monotonic() - started:.1f}s)")
     if world.distributed:
         torch.distributed.barrier()  # the other ranks wait for rank 0's data
-    splits = [read_split(target / name, task) for name in ("train", "test")]
-    sizes = {
-        "vocab_size": task.vocab_size,
-        "seq_len": task.seq_len,
-        "num_puzzle_identifiers": max(s.metadata["num_puzzle_identifiers"] for s in splits),
-    }
-    model = mapping.setdefault("model", {})
-    for key, value in sizes.items():
-        if key in model and model[key] != value:
-            raise ConfigError(f"model.{key} is {model[key]} but the task's data needs {value}")
-        model[key] = value
-    return build_run_config(mapping, where=where), target
+    return RunData.read(target, task)
 
 
-def check_task_capabilities(task: Task, task_name: str, data: Mapping[str, Any]) -> None:
+def sized(config: RunConfig, data: RunData, mapping: Mapping[str, Any] | None = None) -> RunConfig:
+    """``config`` with the puzzle-embedding rows its data needs (``mapping``: what was
+    given, refused when it set another number)."""
+    needed = data.num_puzzle_identifiers
+    given = (mapping or {}).get("model") or {}
+    if given.get("num_puzzle_identifiers", needed) != needed:
+        raise ConfigError(
+            f"model.num_puzzle_identifiers is {given['num_puzzle_identifiers']} but the "
+            f"task's data needs {needed}"
+        )
+    return attrs.evolve(config, model=attrs.evolve(config.model, num_puzzle_identifiers=needed))
+
+
+def prepare(mapping: dict[str, Any], task: Task, world: World, log=print) -> tuple[RunConfig, Path]:
+    """Validate a merged mapping, build (or reuse) the task's data and size the model
+    from it: the run config and the data folder."""
+    config, _ = validate(mapping, task)
+    data = build_data(config, task, world, log)
+    return sized(config, data, mapping), data.folder
+
+
+def check_task_capabilities(task: Task, task_name: str, augmentations: int) -> None:
     """Refuse a data section that needs an optional capability the task lacks (before
     any data is built)."""
-    augmentations = data.get("augmentations") or 0
     augments = task.supports("augment") or type(task).training_example is not Task.training_example
     if augmentations and not augments:
         raise ConfigError(

@@ -320,6 +320,29 @@ def evaluate_strategy(
     )
 
 
+def strategy_reports(
+    model: Any,
+    task: Task,
+    splits: Mapping[str, Split],
+    strategy: Strategy,
+    world: World,
+    *,
+    batch_size: int,
+    max_examples: int | None = None,
+) -> list[StrategyReport]:
+    """:func:`evaluate_strategy` on each of ``splits`` by name (every rank); the reports
+    on rank 0 (empty elsewhere)."""
+    reports = []
+    for name, split in splits.items():
+        report = evaluate_strategy(
+            model, task, split, strategy, world,
+            batch_size=batch_size, max_examples=max_examples, name=name,
+        )  # fmt: skip
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
 def format_report(report: StrategyReport, metric: str = "exact_accuracy") -> str:
     """The accuracy-against-compute table: a row per budget, a column per selection."""
     if not report.rows:
@@ -353,16 +376,8 @@ def options_of(strategy: Strategy) -> dict[str, Any]:
     return attrs.asdict(strategy.options) if strategy.options is not None else {}
 
 
-def log_reports(board: Any, name: str, reports: list[StrategyReport]) -> None:
-    """Every report's curves to TensorBoard (a ``monitor.TensorBoard``), under
-    ``strategy/<name>``, with the forward passes per puzzle on the step axis."""
-    for report in reports:
-        for tag, value, step in report_scalars(report, f"strategy/{name}"):
-            board.scalar(tag, value, step)
-
-
 def report_scalars(report: StrategyReport, prefix: str) -> list[tuple[str, float, int]]:
-    """``(tag, value, step)`` for TensorBoard: each selection's metrics against the
+    """``(tag, value, step)`` for the loggers: each selection's metrics against the
     forward passes per puzzle (the step axis), so the curve can be seen."""
     out = []
     for row in report.rows:

@@ -9,16 +9,16 @@ slot takes a new example. Weights learn with Adam-atan2, puzzle embeddings with
 sign-SGD, and an EMA of the weights is evaluated and saved.
 
 Reads top to bottom: the shared training step (:func:`training_step`, which
-``trm-bench`` times too), setup (data, model, optimisers), one training step,
-evaluation, checkpoints and resume, then the loop that ties them together.
-Only rank 0 writes logs, TensorBoard events, metrics and checkpoints. An evaluation
-is published (TensorBoard, ``metrics.json``) only once the checkpoint holding it is
-on disk, so what a run shows never runs ahead of what it can resume from.
+``trm-bench`` times too), the metric sums, then the :class:`Trainer`: setup (model,
+optimisers), one training step, evaluation, checkpoints and resume, and the loop that
+ties them together. What a run shows (progress lines, loggers, ``metrics.json``) goes
+through its run log (:mod:`trm_core.runlog`); only rank 0 writes it and the
+checkpoints. An evaluation is published only once the checkpoint holding it is on
+disk, so what a run shows never runs ahead of what it can resume from.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -33,26 +33,27 @@ import torch
 
 from .checkpoint import check_state, read_checkpoint, save_checkpoint
 from .config import RunConfig, unstructure
-from .data import BatchFeed, Split, TrainSampler, read_split
+from .data import BatchFeed, RunData, TrainSampler
 from .devices import auto_compile, auto_prefetch, describe_os_error, out_of_memory
-from .distributed import World, all_gather_objects, all_reduce_gradients, all_reduce_sum
+from .distributed import (
+    World,
+    all_gather_objects,
+    all_reduce_gradients,
+    all_reduce_sum,
+    any_rank,
+)
 from .errors import CheckpointError, TrainingError
-from .evaluate import evaluate_splits, extra_splits
-from .files import atomic_write_text, remove_stale_temporaries
-from .interfaces import Task
+from .evaluate import evaluate_splits
+from .files import remove_stale_temporaries
+from .interfaces import Strategy, Task
 from .losses import act_loss
 from .model import Carry, TRMModel
-from .monitor import Progress, TensorBoard, flatten
+from .monitor import Progress
 from .optim import EMA, SignSGDRows, build_optimizers, learning_rate
 from .registry import Registry
-from .strategies import (
-    check_strategy,
-    evaluate_strategy,
-    format_report,
-    log_reports,
-    make_strategy,
-    options_of,
-)
+from .run import start_over
+from .runlog import RunLog
+from .strategies import check_strategy, make_strategy, options_of, strategy_reports
 
 #: The counters act_loss returns, in a fixed order (summed over ranks as one tensor).
 METRICS = (
@@ -145,37 +146,64 @@ def eval_interval_for(config: RunConfig, epoch_size: int) -> int | None:
     return None
 
 
+class MetricSums:
+    """The counters of :data:`METRICS` summed on the device over the steps since the
+    last measurement, and read back (summed over ranks) as averages per example or per
+    halted slot."""
+
+    def __init__(self, config: RunConfig, world: World) -> None:
+        self.config, self.world = config, world
+        self.totals: torch.Tensor | None = None
+        self.steps = 0
+
+    def add(self, metrics: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([metrics[name].double() for name in METRICS])
+        self.totals = values if self.totals is None else self.totals + values
+        self.steps += 1
+
+    def read(self) -> dict[str, float]:
+        """The averages since the last read (a host sync; under torchrun a collective)."""
+        totals = all_reduce_sum(self.totals, self.world).tolist()
+        total = dict(zip(METRICS, totals, strict=True))
+        examples = self.config.train.global_batch_size * self.steps
+        self.totals, self.steps = None, 0
+        count = max(1.0, total.pop("count"))
+        summary = {
+            name: value / (examples if name.endswith("loss") else count)
+            for name, value in total.items()
+        }
+        summary["loss"] = (
+            summary["lm_loss"] + self.config.train.halt_loss_weight * summary["halt_loss"]
+        )
+        summary["mean_steps"] = summary.pop("steps")  # supervision steps of halted slots
+        summary["halted_examples"] = count
+        return summary
+
+
 class Trainer:
-    """Owns the model, optimisers, EMA, sampler and carry of one run."""
+    """The training loop of one run: the model, optimisers, EMA, batches and carry, one
+    step, the schedule, evaluations and checkpoints. What the run shows goes through
+    its :class:`~trm_core.runlog.RunLog` (``self.log``)."""
 
     def __init__(
         self,
         config: RunConfig,
         task: Task,
-        data_dir: Path,
+        data: Path | RunData,
         world: World,
         run_dir: Path | None = None,
         registry: Registry | None = None,
         progress: Progress | None = None,
+        strategy: tuple[str, Strategy] | None = None,
     ) -> None:
-        self.config, self.task, self.world, self.run_dir = config, task, world, run_dir
-        self.progress = progress
+        """``data``: the run's splits (or the folder they are read from); ``strategy``:
+        the final evaluation's ``(name, strategy)``, made from ``config.strategy`` when
+        not given; ``progress``: the progress line rank 0 shows."""
+        self.task, self.world, self.run_dir = task, world, run_dir
         train = config.train
-        if run_dir is not None and world.is_main:  # what a killed save left behind
-            removed = remove_stale_temporaries(run_dir)
-            if removed and progress is not None:
-                progress.message(
-                    f"removed {len(removed)} temporary file(s) left by interrupted writes "
-                    f"in {run_dir}"
-                )
-
-        # -- data --------------------------------------------------------------
-        self.train_split: Split = read_split(data_dir / "train", task)
-        self.test_split: Split = read_split(data_dir / "test", task)
-        # Extra held-out sets a task may build (``data_dir/extra/<name>``): scored once, at the end.
-        self.extra_splits: dict[str, Split] = extra_splits(data_dir, task)
+        self.data = data if isinstance(data, RunData) else RunData.read(data, task)
         self.sampler = TrainSampler(
-            self.train_split, task, train.global_batch_size, config.data.augmentations,
+            self.data.train, task, train.global_batch_size, config.data.augmentations,
             seed=train.seed, rank=world.rank, world_size=world.size,
         )  # fmt: skip
         self.total_steps = steps_for(config, self.sampler.epoch_size)
@@ -186,16 +214,15 @@ class Trainer:
 
         # -- model: the same seed on every rank gives every rank the same weights --
         torch.manual_seed(train.seed)
-        self.model = TRMModel(config.model, registry, world.device).to(world.device)
-        self.model.data_parallel = (world.rank, world.size)  # exploration drawn per global batch
-        self.config.model = self.model.config  # "auto" dtype resolved
-        # The final evaluation's inference strategy (config section ``strategy``; off
-        # without a name), checked against the task and model before any training.
-        self.strategy = None
-        if config.strategy.get("name"):
-            name, strategy = make_strategy(config.strategy, registry)
-            check_strategy(name, strategy, task, self.model)
-            self.strategy = (name, strategy)
+        self.model = TRMModel(
+            config.model, registry, world.device, data_parallel=(world.rank, world.size)
+        ).to(world.device)
+        self.config = attrs.evolve(config, model=self.model.config)  # "auto" dtype resolved
+        if strategy is None and config.strategy.get("name"):
+            strategy = make_strategy(config.strategy, registry)
+        if strategy is not None:  # checked against the task and model before training
+            check_strategy(*strategy, task, self.model)
+        self.strategy = strategy
         self.compiled = auto_compile(world.device) if train.compile is None else train.compile
         self.forward_model = torch.compile(self.model) if self.compiled else self.model
 
@@ -205,17 +232,22 @@ class Trainer:
 
         self.step = 0
         self.carry: Carry | None = None
-        self._totals: torch.Tensor | None = None  # metric sums since the last log line
+        self.sums = MetricSums(self.config, world)
         # The first step whose loss was not finite (0: none yet) and that loss, kept on the
         # device and read only where the host reads anyway (log lines, evaluations).
         self._bad_step = torch.zeros((), dtype=torch.long, device=world.device)
         self._bad_loss = torch.zeros((), dtype=torch.float64, device=world.device)
-        self._steps_since = 0
-        self.history: list[dict[str, Any]] = []  # every evaluation's metrics
-        self._unpublished: tuple[dict, list] | None = None  # the last evaluation's, for _publish
         self._saved_step: int | None = None  # the step of the checkpoint on disk
         self._phase = "training"  # what fit is doing, for an out-of-memory error
-        self.board = TensorBoard(run_dir if world.is_main else None)
+        writer = run_dir if world.is_main else None
+        self.log = RunLog(writer, self.config, registry, progress if world.is_main else None)
+        if writer is not None:  # what a killed save left behind
+            removed = remove_stale_temporaries(writer)
+            if removed:
+                self.log.message(
+                    f"removed {len(removed)} temporary file(s) left by interrupted writes "
+                    f"in {writer}"
+                )
 
     # -- one training step ---------------------------------------------------------
 
@@ -261,15 +293,11 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
-        self._accumulate(result.metrics)
+        self.sums.add(result.metrics)
         if not measure:
             return None
-        return self._summarise(lr, float(result.grad_norm))
-
-    def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([metrics[name].double() for name in METRICS])
-        self._totals = values if self._totals is None else self._totals + values
-        self._steps_since += 1
+        self.check_finite()
+        return {**self.sums.read(), "lr": lr, "grad_norm": float(result.grad_norm)}
 
     def check_finite(self) -> None:
         """Raise TrainingError if a loss so far was not finite, on any rank (a host sync,
@@ -285,96 +313,44 @@ class Trainer:
             seen = int(self._bad_step) == step
             value = f"{float(self._bad_loss)}" if seen else "on another process"
             raise TrainingError(
-                f"non-finite loss ({value}) at step {step}; stopping. "
-                + self._last_good_checkpoint()
+                f"non-finite loss ({value}) at step {step}; stopping. " + self._kept()
             )
-
-    def _summarise(self, lr: float, grad_norm: float | None) -> dict[str, float]:
-        self.check_finite()
-        totals = all_reduce_sum(self._totals, self.world).tolist()
-        total = dict(zip(METRICS, totals, strict=True))
-        examples = self.config.train.global_batch_size * self._steps_since
-        self._totals, self._steps_since = None, 0
-        count = max(1.0, total.pop("count"))
-        summary = {
-            name: value / (examples if name.endswith("loss") else count)
-            for name, value in total.items()
-        }
-        summary["loss"] = (
-            summary["lm_loss"] + self.config.train.halt_loss_weight * summary["halt_loss"]
-        )
-        summary["mean_steps"] = summary.pop("steps")  # supervision steps of halted slots
-        summary["halted_examples"] = count
-        summary["lr"] = lr
-        if grad_norm is not None:
-            summary["grad_norm"] = grad_norm
-        return summary
 
     # -- evaluation -------------------------------------------------------------------
 
-    def evaluate(self, final: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
-        """Evaluate the test split (and, when ``final``, every extra split) with the EMA
-        weights; rank 0 records it in the history and publishes it (TensorBoard,
-        ``metrics.json``). Extra splits' metrics are named ``<split>/...``.
+    def evaluate(
+        self, final: bool = False, out_dir: Path | None = None, publish: bool = True
+    ) -> dict[str, Any]:
+        """Evaluate the test split (and, when ``final``, every extra split and the
+        configured strategy) with the EMA weights; rank 0 records it in the run log and
+        returns its metrics (extra splits' named ``<split>/...``), and publishes it
+        (loggers, ``metrics.json``) unless ``publish`` is false (``fit`` publishes
+        after the checkpoint holding it is written).
 
         The task's outputs (ARC's ``submission.json``) go to ``out_dir`` (default: the
         run folder), an extra split's to its ``<name>/`` subfolder."""
-        metrics = self._evaluate(final, out_dir)
-        self._publish()
-        return metrics
-
-    def _evaluate(self, final: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
-        """:meth:`evaluate` without publishing: ``fit`` publishes after the checkpoint."""
         out_dir = self.run_dir if out_dir is None else out_dir
-        extra = self.extra_splits if final else {}
-        reports = []
+        extra = self.data.extra if final else {}
+        reports = None
         with self.ema.swapped(self.model) if self.ema is not None else nullcontext():
             metrics, results = evaluate_splits(
-                self.model, self.task, self.test_split, extra, self.config, self.world, out_dir
+                self.model, self.task, self.data.test, extra, self.config, self.world, out_dir
             )
             if final and self.strategy is not None:
-                reports = self._strategy_reports(extra)
+                name, strategy = self.strategy
+                splits = {"test": self.data.test, **extra}
+                reports = (name, options_of(strategy), strategy_reports(
+                    self.model, self.task, splits, strategy, self.world,
+                    batch_size=self.config.eval.batch_size,
+                    max_examples=self.config.eval.max_examples,
+                ))  # fmt: skip
         if not self.world.is_main:
             return {}
-        result = results[""]
-        record = {"step": self.step, "metrics": metrics}
-        if result.by_step:
-            record["exact_accuracy_by_steps"] = result.by_step
-        if final and self.strategy is not None:
-            record["strategy"] = self._evaluate_strategy(reports)
-        self.history.append(record)
-        self._unpublished = (results, reports)
+        images = {prefix: result.images for prefix, result in results.items()}
+        self.log.evaluation(self.step, metrics, images, results[""].by_step, reports)
+        if publish:
+            self.log.publish()
         return metrics
-
-    def _publish(self) -> None:
-        """The last recorded evaluation to TensorBoard and ``metrics.json`` (rank 0)."""
-        if self._unpublished is None:
-            return
-        (results, reports), self._unpublished = self._unpublished, None
-        record = self.history[-1]
-        self.board.scalars("eval", record["metrics"], record["step"])
-        for prefix, result in results.items():
-            for index, image in enumerate(result.images):
-                self.board.image(f"eval/{prefix}puzzle_{index}", image, record["step"])
-        if reports:
-            log_reports(self.board, self.strategy[0], reports)
-        self._write_metrics()
-        self.board.flush()
-
-    def _write_metrics(self) -> None:
-        """``metrics.json``: the history, then what other programs recorded there
-        (``trm-eval --strategy``'s records, marked ``evaluated_by``)."""
-        if self.run_dir is None or not self.world.is_main:
-            return
-        path = self.run_dir / "metrics.json"
-        try:
-            written = json.loads(path.read_text())
-        except (OSError, ValueError):
-            written = []
-        others = [r for r in written if isinstance(r, dict) and "evaluated_by" in r]
-        records = sorted(self.history + others, key=lambda record: record.get("step", 0))
-        if written != records:
-            atomic_write_text(path, json.dumps(records, indent=2))
 
     # -- checkpoints and resume ---------------------------------------------------------
 
@@ -382,38 +358,10 @@ class Trainer:
     def checkpoint_path(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / "checkpoints" / "last.pt"
 
-    def interruption(self) -> str:
-        """What an interrupt of :meth:`fit` leaves: where training was, the checkpoint
-        kept and how to go on (the line Ctrl-C and SIGTERM print)."""
-        at = f"at step {self.step} of {self.total_steps}"
-        if self._phase != "training":
-            at += f" ({self._phase})"
-        if self.run_dir is None:
-            return f"training {at}"
-        if self._saved_step is not None:
-            kept = (
-                f"the checkpoint of step {self._saved_step} is kept; resume with: "
-                f"trm-run --resume {self.run_dir}"
-            )
-        else:
-            from .run import start_over
-
-            kept = (
-                "no checkpoint was written yet; start over with: "
-                f"{start_over(self.run_dir, self.config.task)}"
-            )
-        return f"training {self.run_dir} {at}; {kept}"
-
-    def _last_good_checkpoint(self) -> str:
-        path = self.checkpoint_path
-        if path is not None and path.exists():
-            step = "" if self._saved_step is None else f" (step {self._saved_step})"
-            return f"The last good checkpoint is kept at {path}{step}."
-        return "No checkpoint was written yet."
-
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (besides the weights)."""
-        carries = self._gather_carries()
+        """Everything needed to continue exactly (besides the weights); under torchrun
+        a collective (every rank's carry is gathered)."""
+        carry = None if self.carry is None else self.carry.state_dict()
         return {
             "kind": "run",
             "step": self.step,
@@ -423,20 +371,10 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "embedding_optimizers": [o.state_dict() for o in self.embedding_optimizers],
             "sampler": self.batches.state_dict(),  # after the batches trained on
-            "carries": carries,
-            "history": self.history,
+            "carries": None if carry is None else all_gather_objects(carry, self.world),
+            "history": self.log.history,
             "rng": rng_state(),
         }
-
-    def _gather_carries(self) -> list[dict[str, Any]] | None:
-        if self.carry is None:
-            return None
-        carry = self.carry
-        local = {
-            "y": carry.y.cpu(), "z": carry.z.cpu(), "steps": carry.steps.cpu(),
-            "halted": carry.halted.cpu(), "data": {k: v.cpu() for k, v in carry.data.items()},
-        }  # fmt: skip
-        return all_gather_objects(local, self.world)
 
     def save(self) -> Path | None:
         """Write the full training state atomically (rank 0; every rank must call it)."""
@@ -449,7 +387,7 @@ class Trainer:
 
     def load(self, path: Path, payload: dict[str, Any] | None = None) -> None:
         """Restore the full training state from a run checkpoint (``payload``: the file
-        already read); ``metrics.json`` and TensorBoard continue from its step (what a
+        already read); ``metrics.json`` and the loggers continue from its step (what a
         killed run logged later is dropped)."""
         payload = read_checkpoint(path) if payload is None else payload
         if payload.get("kind") != "run":
@@ -466,9 +404,7 @@ class Trainer:
             optimizer.load_state_dict(state)
         self.batches.load_state_dict(payload["sampler"])
         self.step = self._saved_step = payload["step"]
-        self.history = payload.get("history", [])
-        self.board.resume_at(self.step)
-        self._write_metrics()  # a run killed between its checkpoint and metrics.json
+        self.log.start(self.step, payload.get("history", []))
         carries = payload["carries"]
         if carries is not None:
             if len(carries) != self.world.size:
@@ -476,80 +412,51 @@ class Trainer:
                     f"{path} was written by {len(carries)} processes; resume it with as many "
                     f"(this run has {self.world.size})"
                 )
-            mine, device = carries[self.world.rank], self.world.device
-            self.carry = Carry(
-                y=mine["y"].to(device), z=mine["z"].to(device), steps=mine["steps"].to(device),
-                halted=mine["halted"].to(device),
-                data={k: v.to(device) for k, v in mine["data"].items()},
-            )  # fmt: skip
+            self.carry = Carry.from_state(carries[self.world.rank], self.world.device)
         set_rng_state(payload["rng"])
 
     # -- the loop ---------------------------------------------------------------------
-
-    def _strategy_reports(self, extra: dict) -> list:
-        """The configured strategy on the test split and every extra split (all ranks)."""
-        _, strategy = self.strategy
-        splits = {"test": self.test_split, **extra}
-        reports = []
-        for split_name, split in splits.items():
-            report = evaluate_strategy(
-                self.model, self.task, split, strategy, self.world,
-                batch_size=self.config.eval.batch_size,
-                max_examples=self.config.eval.max_examples, name=split_name,
-            )  # fmt: skip
-            if report is not None:
-                reports.append(report)
-        return reports
-
-    def _evaluate_strategy(self, reports: list) -> dict:
-        """Rank 0: print and return the configured strategy's ``reports`` (``_publish``
-        logs them)."""
-        name, strategy = self.strategy
-        for report in reports:
-            if self.progress is not None:
-                self.progress.message(f"strategy {name}:\n" + format_report(report))
-        return {
-            "name": name,
-            "options": options_of(strategy),
-            "reports": [report.as_dict() for report in reports],
-        }
 
     def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
         """Train to ``total_steps`` (or ``max_steps``, or the time budget in seconds),
         evaluating every ``eval_interval`` steps and at the end; returns the last eval."""
         stop_at = self.total_steps if max_steps is None else min(max_steps, self.total_steps)
         started = time.monotonic()
-        if self.world.is_main and self.step == 0:
-            params = flatten(unstructure(self.config))
-            self.board.hparams(params, {"eval/exact_accuracy": 0.0, "eval/token_accuracy": 0.0})
+        if self.step == 0:
+            self.log.start(0)
         log_every = self.config.train.log_interval
-        self._seen = (time.monotonic(), self.step)  # (time, step) of the last log line
         final: dict = {}
         try:
             while self.step < stop_at:
                 measure = (self.step + 1) % log_every == 0 or self.step + 1 == stop_at
                 self._phase = "training"
                 summary = self.train_step(measure=measure)
-                if summary is not None and self.world.is_main:
-                    self._log(summary)
+                if summary is not None:
+                    self.log.training(self.step, summary)
                 # Under torchrun the ranks agree on the time budget at log steps only (a
                 # collective each step would make every step wait for the device).
                 out_of_time = (
                     time_budget is not None
                     and (measure or not self.world.distributed)
-                    and self._agree(time.monotonic() - started > time_budget)
+                    and any_rank(time.monotonic() - started > time_budget, self.world)
                 )
-                if out_of_time and self.progress is not None and self.world.is_main:
-                    self.progress.message(f"time budget reached at step {self.step}")
+                if out_of_time:
+                    self.log.message(f"time budget reached at step {self.step}")
                 last = self.step >= stop_at or out_of_time
                 if last or (self.eval_interval and self.step % self.eval_interval == 0):
                     self.check_finite()  # never evaluate or save a model a bad loss reached
                     self._phase = "evaluating"
-                    final = self._evaluate(final=last)
+                    final = self.evaluate(final=last, publish=False)
                     self._phase = "saving"
                     self._checkpoint(final)  # then publish what it holds
-                    self._written("metrics.json", self._publish)
-                    self._show_eval(final)
+                    try:
+                        self.log.publish()
+                    except OSError as error:
+                        raise TrainingError(
+                            f"could not write metrics.json: {describe_os_error(error)}. "
+                            + self._kept()
+                        ) from error
+                    self.log.show_eval(self.step, final)
                 if last:
                     break
         except TrainingError:
@@ -560,8 +467,28 @@ class Trainer:
             raise TrainingError(self._out_of_memory()) from error
         finally:
             self.batches.close()  # the worker thread, when batches are made ahead
-        self.board.flush()
+            self.log.close()
         return final
+
+    def interruption(self) -> str:
+        """What an interrupt of :meth:`fit` leaves: where training was, the checkpoint
+        kept and how to go on (the line Ctrl-C and SIGTERM print)."""
+        at = f"at step {self.step} of {self.total_steps}"
+        if self._phase != "training":
+            at += f" ({self._phase})"
+        if self.run_dir is None:
+            return f"training {at}"
+        if self._saved_step is not None:
+            kept = (
+                f"the checkpoint of step {self._saved_step} is kept; resume with: "
+                f"trm-run --resume {self.run_dir}"
+            )
+        else:
+            kept = (
+                "no checkpoint was written yet; start over with: "
+                f"{start_over(self.run_dir, self.config.task)}"
+            )
+        return f"training {self.run_dir} {at}; {kept}"
 
     def _checkpoint(self, metrics: dict[str, Any]) -> None:
         """Save, or stop with what was kept said when the write fails (a full disk),
@@ -571,24 +498,22 @@ class Trainer:
             self.save()
         except OSError as error:
             failure = error
-        if self._agree(failure is not None):  # every rank stops
-            self._show_eval(metrics, every=True)
+        if any_rank(failure is not None, self.world):  # every rank stops
+            self.log.show_eval(self.step, metrics, every=True)
             raise TrainingError(
                 f"could not write the checkpoint of step {self.step}: "
                 + (describe_os_error(failure) if failure is not None else "on another process")
                 + ". "
-                + self._last_good_checkpoint()
+                + self._kept()
             ) from failure
 
-    def _written(self, what: str, write: Callable[[], None]) -> None:
-        """``write()``; an OSError stops the run, naming ``what`` and what was kept."""
-        try:
-            write()
-        except OSError as error:
-            raise TrainingError(
-                f"could not write {what}: {describe_os_error(error)}. "
-                + self._last_good_checkpoint()
-            ) from error
+    def _kept(self) -> str:
+        """Which checkpoint a failure leaves (the last good one)."""
+        path = self.checkpoint_path
+        if path is not None and path.exists():
+            step = "" if self._saved_step is None else f" (step {self._saved_step})"
+            return f"The last good checkpoint is kept at {path}{step}."
+        return "No checkpoint was written yet."
 
     def _out_of_memory(self) -> str:
         """What ran out of memory, with the batch size involved, and what was kept."""
@@ -599,33 +524,7 @@ class Trainer:
             "evaluating": f"evaluating at step {self.step} with eval.batch_size="
             f"{evaluation.batch_size} (lower it)",
         }.get(self._phase, f"writing the checkpoint of step {self.step}")
-        return f"out of memory while {doing}. " + self._last_good_checkpoint()
-
-    def _log(self, summary: dict[str, float]) -> None:
-        """A log step's metrics to TensorBoard and the progress line (rank 0)."""
-        now, (then, then_step) = time.monotonic(), self._seen
-        examples = (self.step - then_step) * self.config.train.global_batch_size
-        summary["examples_per_second"] = examples / max(1e-9, now - then)
-        self._seen = (now, self.step)
-        self.board.scalars("train", summary, self.step)
-        if self.progress is not None:
-            shown = {k: summary[k] for k in ("loss", "exact_accuracy", "token_accuracy")}
-            self.progress.update(self.step, shown)
-
-    def _show_eval(self, metrics: dict[str, Any], every: bool = False) -> None:
-        """The accuracies of an evaluation (``every``: all its metrics) as a progress line."""
-        if self.progress is not None and self.world.is_main:
-            shown = ", ".join(
-                f"{k} {v:.4f}" for k, v in metrics.items() if every or k.endswith("accuracy")
-            )
-            self.progress.message(f"eval at step {self.step}: {shown}")
-
-    def _agree(self, flag: bool) -> bool:
-        """True on every rank when any rank says so (ranks must stop at the same step)."""
-        if not self.world.distributed:
-            return flag
-        value = torch.tensor([float(flag)], device=self.world.device)
-        return bool(all_reduce_sum(value, self.world).item() > 0)
+        return f"out of memory while {doing}. " + self._kept()
 
 
 def rng_state() -> dict[str, Any]:

@@ -35,6 +35,7 @@ import torch
 import trm_core
 import trm_core.checkpoint
 import trm_core.files
+import trm_core.runlog
 import trm_core.trainer
 from trm_core import CheckpointError, build_model, load_checkpoint, save_checkpoint
 from trm_core.checkpoint import payload_digest, read_checkpoint
@@ -296,14 +297,14 @@ def test_a_full_disk_at_the_first_checkpoint_says_none_was_written(
 
 
 def test_metrics_json_that_cannot_be_written_stops_the_run(trained, tmp_path, monkeypatch, refused):
-    real = trm_core.trainer.atomic_write_text
+    real = trm_core.runlog.atomic_write_text
 
     def atomic_write_text(path, text):
         if Path(path).name == "metrics.json":
             raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), str(path))
         return real(path, text)
 
-    monkeypatch.setattr(trm_core.trainer, "atomic_write_text", atomic_write_text)
+    monkeypatch.setattr(trm_core.runlog, "atomic_write_text", atomic_write_text)
     argv = _runs(tmp_path, "train.steps=4", "eval.interval_steps=2")
     line = refused(run_main, argv, "could not write metrics.json: disk quota exceeded")
     run = _only_run(tmp_path / "runs")
@@ -367,7 +368,7 @@ def test_a_resumed_run_logs_no_step_twice(trained, tmp_path, monkeypatch):
     def save(self):
         saves.append(self.step)
         if len(saves) == 2:  # the kill, after everything up to step 12 reached the file
-            self.board.flush()
+            [logger.flush() for logger in self.log.loggers]
             raise Killed
         return real(self)
 

@@ -1,0 +1,62 @@
+"""trm-run top to bottom as a library function: trm_core.train."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import trm_core
+from trm_core.cli import run_main
+from trm_core.errors import ConfigError
+
+
+def test_train_runs_a_resolved_config_as_trm_run_does(reverse, capsys):
+    mapping, _, chosen = trm_core.resolve(
+        "reverse", preset="cpu", overrides=["train.steps=4", "device=cpu"]
+    )
+    lines = []
+    result = trm_core.train(mapping, out=reverse, say=lines.append, chosen=chosen)
+    assert result.trained and result.step == result.total_steps == 4
+    assert result.run_dir.parent == reverse and result.checkpoint.is_file()
+    assert (result.model_dir / "model.safetensors").is_file()
+    history = json.loads((result.run_dir / "metrics.json").read_text())
+    assert history[-1]["metrics"] == result.metrics
+    assert lines[0].startswith("trm-run: task reverse, mixer mlp, preset cpu")
+
+    # Resumed from the folder alone (its config.yaml), further than it went.
+    again = trm_core.train(resume=result.run_dir, max_steps=4, say=lines.append)
+    assert not again.trained and again.step == 4  # nothing left below --max-steps
+
+
+def test_a_value_a_flag_overrides_is_still_checked(reverse, capsys):
+    argv = ["--task", "reverse", "--preset", "cpu", "--out", str(reverse)]
+    assert run_main([*argv, "--set", "device=tpu", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "device 'tpu' is not a device" in err and len(err.splitlines()) == 1
+    assert not reverse.exists()
+
+
+def test_the_device_argument_is_checked(reverse):
+    mapping, _, _ = trm_core.resolve("reverse", preset="cpu", overrides=["train.steps=1"])
+    with pytest.raises(ConfigError, match="--device 'gpu' is not a device"):
+        trm_core.train(mapping, out=reverse, device="gpu")
+
+
+def test_every_check_comes_before_any_data_or_folder(reverse, tmp_path, monkeypatch):
+    """A bad strategy option, logger or component option is refused before the data is
+    built (the data folder stays empty) and before a run folder is made."""
+    data = tmp_path / "data"
+    base = ["train.steps=1", "device=cpu"]
+    for bad, key in (
+        ("strategy.kk=3", "strategy.kk is set but strategy.name is not"),
+        ("strategy.name=rollouts --set strategy.kk=3", "strategy.kk"),
+        ("loggers.nosuch={}", "nosuch"),
+        ("loggers.tensorboard.every=3", "logger 'tensorboard' takes no options"),
+        ("model.options.mlp.nosuch=1", "model.options.mlp: the mixer 'mlp' takes no options"),
+    ):
+        bad = bad.split(" --set ")
+        mapping, _, _ = trm_core.resolve("reverse", preset="cpu", overrides=[*base, *bad])
+        with pytest.raises((ConfigError, trm_core.PluginError), match=key):
+            trm_core.train(mapping, out=reverse)
+        assert not reverse.exists() and not (data.exists() and any(data.iterdir()))
