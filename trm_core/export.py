@@ -97,8 +97,7 @@ def export_model(
         folder = loaded.data_dir(log)
     keep: dict[str, np.ndarray | None] = {key: None for key in tables}
     if large:
-        from .data import read_split
-        from .evaluate import extra_splits
+        from .data import extra_splits, read_split
 
         splits = [read_split(folder / "test"), *extra_splits(folder).values()]
         used = np.unique(np.concatenate([np.asarray(s.puzzle_identifiers) for s in splits]))
@@ -247,10 +246,19 @@ def from_reference(
 def model_card(manifest: Mapping[str, Any], hub_id: str | None = None) -> str:
     """README.md of a model folder: Hugging Face front matter (``library_name``, tags,
     metrics), then what trained the model, its results, how to use it, the versions."""
-    task, model, run = manifest["task"], manifest["model"], manifest["run"]
+    lines = _card_model(manifest, hub_id)
+    lines += _card_training(manifest)
+    lines += _card_results(manifest)
+    lines += _card_use(manifest, hub_id)
+    lines += _card_files(manifest)
+    return "\n".join(lines) + "\n"
+
+
+def _card_model(manifest: Mapping[str, Any], hub_id: str | None) -> list[str]:
+    """The front matter, the title and the model's table."""
+    task, model = manifest["task"], manifest["model"]
     metrics = manifest.get("metrics") or {}
     mixer = model.get("mixer", "?")
-    where = f"hf://{hub_id}" if hub_id else "MODEL"
     front = {
         "library_name": LIBRARY,
         "tags": ["trm", "tiny-recursive-models", "recursive-reasoning", task, mixer],
@@ -306,8 +314,16 @@ def model_card(manifest: Mapping[str, Any], hub_id: str | None = None) -> str:
         )
         rows.append(("puzzle embeddings", f"{total:,} identifiers, {kept_text}"))
     lines += [f"| {name} | {value} |" for name, value in rows]
+    return lines
 
-    train, data, evaluation = run.get("train", {}), run.get("data", {}), run.get("eval", {})
+
+def _card_training(manifest: Mapping[str, Any]) -> list[str]:
+    """How the model was trained (or converted), and the data options."""
+    run, origin = manifest["run"], manifest.get("trained_from") or {}
+    task = manifest["task"]
+    lines: list[str] = []
+
+    train, data = run.get("train", {}), run.get("data", {})
     lines += ["", "## Training", ""]
     if origin.get("kind") == "reference":
         lines += [
@@ -335,6 +351,14 @@ def model_card(manifest: Mapping[str, Any], hub_id: str | None = None) -> str:
         "```",
         "",
     ]
+    return lines
+
+
+def _card_results(manifest: Mapping[str, Any]) -> list[str]:
+    """The final metrics and the strategy's tables."""
+    metrics = manifest.get("metrics") or {}
+    evaluation = manifest["run"].get("eval", {})
+    lines: list[str] = []
     lines += ["## Results", ""]
     if metrics:
         lines += [
@@ -370,6 +394,13 @@ def model_card(manifest: Mapping[str, Any], hub_id: str | None = None) -> str:
             except TypeError:
                 continue
         lines += ["```", ""]
+    return lines
+
+
+def _card_use(manifest: Mapping[str, Any], hub_id: str | None) -> list[str]:
+    """The commands and the Python that use the model."""
+    task, where = manifest["task"], f"hf://{hub_id}" if hub_id else "MODEL"
+    lines: list[str] = []
     lines += [
         "## Use",
         "",
@@ -395,6 +426,13 @@ def model_card(manifest: Mapping[str, Any], hub_id: str | None = None) -> str:
             "Face Hub (`trm-export RUN OUT --push owner/name`).",
             "",
         ]
+    return lines
+
+
+def _card_files(manifest: Mapping[str, Any]) -> list[str]:
+    """The files and the versions that made them."""
+    weights = manifest["weights"]
+    lines: list[str] = []
     lines += [
         "## Files and versions",
         "",
@@ -414,7 +452,7 @@ def model_card(manifest: Mapping[str, Any], hub_id: str | None = None) -> str:
             f"| {kind} | {entry.get('name', '?')} | {entry.get('distribution', '-')} | "
             f"{entry.get('version', '-')} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _count(number: Any, noun: str) -> str:
