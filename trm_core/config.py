@@ -47,9 +47,7 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     """
     fields = {f.name: f for f in attrs.fields(cls)}
     if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{where} must be a mapping of keys ({', '.join(sorted(fields))}), got {data!r}"
-        )
+        raise ConfigError(f"{where} must {_keys(cls)}, got {data!r}")
     if cls is ModelConfig:
         data = migrate_model_keys(data, where)
     unknown = [key for key in data if key not in fields]
@@ -130,27 +128,20 @@ def _place(where: str, name: str, owner: type) -> str:
     return f"{where}: {name}" if owner is RunConfig else f"{where}.{name}"
 
 
-def _refused(field: attrs.Attribute, value: Any, place: str, nested: Any) -> ConfigError:
-    """A field that holds a mapping given something else: ``place must <expects>, got``,
-    ``expects`` from the field's metadata (``expects``, or ``example`` of a mapping)."""
-    meta = field.metadata
-    expects = meta.get("expects") or (
-        f"be a mapping (e.g. {meta['example']})" if "example" in meta else ""
-    )
-    if not expects and _is_class(nested):
-        expects = (
-            f"be a mapping of keys ({', '.join(sorted(f.name for f in attrs.fields(nested)))})"
-        )
-    hint = (
-        "; leave it out for the defaults"
-        if value is None and field.default is not attrs.NOTHING
-        else ""
-    )
-    return ConfigError(f"{place} must {expects or 'be a mapping'}, got {_shown(value)}{hint}")
+def _refused(field: attrs.Attribute, value: Any, place: str, expects: str) -> ConfigError:
+    """A value that is not a mapping where one is due: ``place must <expects>, got``,
+    ``expects`` worded by the field's metadata when it has a word for it."""
+    meta, hint = field.metadata, ""
+    if "example" in meta:
+        expects = f"be a mapping (e.g. {meta['example']})"
+    if value is None and field.default is not attrs.NOTHING:
+        hint = "; leave it out for the defaults"
+    shown = "null" if value is None else repr(value)
+    return ConfigError(f"{place} must {meta.get('expects', expects)}, got {shown}{hint}")
 
 
-def _shown(value: Any) -> str:
-    return "null" if value is None else repr(value)
+def _keys(cls: type) -> str:
+    return f"be a mapping of keys ({', '.join(sorted(f.name for f in attrs.fields(cls)))})"
 
 
 #: What each type a config field may be annotated with accepts, and how the refusal reads.
@@ -189,11 +180,19 @@ def checked_value(
             continue
         record = _record(member)
         if record is not None and (value is None or isinstance(value, Mapping)):
-            return {
-                str(name): _entry(record, field, entry, f"{place}.{name}")
-                for name, entry in (value or {}).items()
-                if entry is not None  # dropped: --set data.options.sets.NAME=null
-            }
+            built = {}
+            for name, entry in (value or {}).items():
+                if entry is None:
+                    continue  # dropped: --set data.options.sets.NAME=null
+                here = f"{place}.{name}"
+                if isinstance(entry, record):
+                    built[str(name)] = entry
+                elif isinstance(entry, Mapping):
+                    built[str(name)] = structure(record, entry, here)
+                else:
+                    each = field.metadata.get("each") or _keys(record)
+                    raise ConfigError(f"{here} must {each}, got {entry!r}")
+            return built
         if base is not bool and isinstance(value, bool):
             continue  # True is an int to Python, never to a config
         if not _KINDS[base][1](value):
@@ -214,22 +213,9 @@ def checked_value(
         return value
     nested = _nested(annotation)
     if nested is not None:
-        raise _refused(field, value, place, nested)
+        raise _refused(field, value, place, _keys(nested) if nested is not dict else "be a mapping")
     wanted = " or ".join(dict.fromkeys(_KINDS[base][0] for base in bases))
     raise ConfigError(f"{key} must be {wanted}, got {value!r}")
-
-
-def _entry(record: type, field: attrs.Attribute, value: Any, place: str) -> Any:
-    """One value of a ``dict[str, AttrsClass]`` field, refused (with the field's
-    ``metadata["each"]``) unless it is a mapping."""
-    if isinstance(value, record):
-        return value
-    if not isinstance(value, Mapping):
-        each = field.metadata.get("each") or (
-            f"be a mapping of keys ({', '.join(sorted(f.name for f in attrs.fields(record)))})"
-        )
-        raise ConfigError(f"{place} must {each}, got {_shown(value)}")
-    return structure(record, value, place)
 
 
 def _failing_field(cls: type, data: Mapping[str, Any]) -> str | None:
@@ -629,7 +615,7 @@ def _check_mappings(cls: type, data: Mapping[str, Any], where: str) -> None:
             if nested is not dict:
                 _check_mappings(nested, value, place)
         elif not (value is None and type(None) in _members(hints[field.name])):
-            raise _refused(field, value, place, nested)
+            raise _refused(field, value, place, "be a mapping")
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
