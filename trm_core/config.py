@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import math
 import numbers
-import re
+import sys
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,13 +37,17 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     """Build the attrs class ``cls`` from ``data``, refusing unknown keys.
 
     ``where`` names the place the mapping came from (a file, a section) and is
-    used in error messages, e.g. ``model.hiden_size``.
+    used in error messages, e.g. ``model.hiden_size``. It recurses: a field whose
+    type is an attrs class is built from its mapping (a non-mapping is refused
+    naming the key, with the field's ``metadata["expects"]`` or ``["example"]``), and
+    so is each value of a ``dict[str, AttrsClass]`` field, where null stands for
+    nothing: a null entry is dropped and a null mapping is empty (``--set
+    data.options.sets.NAME=null`` drops a set). A plain ``ValueError`` of the class's
+    ``__attrs_post_init__`` (a check of fields together) reads ``where: message``.
     """
     fields = {f.name: f for f in attrs.fields(cls)}
     if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{where} must be a mapping of keys ({', '.join(sorted(fields))}), got {data!r}"
-        )
+        raise ConfigError(f"{where} must {_keys(cls)}, got {data!r}")
     if cls is ModelConfig:
         data = migrate_model_keys(data, where)
     unknown = [key for key in data if key not in fields]
@@ -48,7 +55,14 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
         lines = [f"unknown key {where}.{key}{suggest(str(key), fields)}" for key in unknown]
         valid = ", ".join(sorted(fields))
         raise ConfigError("; ".join(lines) + f". Valid keys of {where}: {valid}")
-    data = {key: checked_value(fields[key], value, where) for key, value in data.items()}
+    hints = _types(cls)
+    for name, field in fields.items():
+        if field.default is attrs.NOTHING and name not in data and _nested(hints[name]):
+            raise ConfigError(f"{where}: the {name} section is missing")
+    data = {
+        key: checked_value(fields[key], hints[key], value, where, cls)
+        for key, value in data.items()
+    }
     try:
         return cls(**data)
     except FieldError as error:
@@ -62,65 +76,133 @@ def structure(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
         raise ConfigError(f"{where}: {error}") from error
 
 
-#: What each annotation a config field may carry accepts, and how the refusal reads.
+@functools.cache
+def _types(cls: type) -> dict[str, Any]:
+    """The annotations of the fields of ``cls``, resolved; None for one naming what its
+    module does not hold (a class made in a function): its values are left to the class."""
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:
+        names = vars(sys.modules[cls.__module__])
+        hints = {}
+        for field in attrs.fields(cls):
+            try:
+                hints[field.name] = (
+                    eval(field.type, names) if isinstance(field.type, str) else field.type
+                )
+            except NameError:
+                hints[field.name] = None
+        return hints
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union (``int | None``, ``Optional[int]``), or the annotation."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _is_class(member: Any) -> bool:
+    return isinstance(member, type) and attrs.has(member)
+
+
+def _record(member: Any) -> type | None:
+    """The attrs class of the values of a ``dict[str, AttrsClass]``, else None."""
+    args = typing.get_args(member)
+    is_dict = typing.get_origin(member) in (dict, Mapping)
+    return args[1] if is_dict and len(args) == 2 and _is_class(args[1]) else None
+
+
+def _nested(annotation: Any) -> type | None:
+    """What a field annotated so nests: its attrs class, ``dict`` for a mapping, else None."""
+    for member in _members(annotation):
+        if _is_class(member):
+            return member
+        if (typing.get_origin(member) or member) in (dict, Mapping):
+            return dict
+    return None
+
+
+def _place(where: str, name: str, owner: type) -> str:
+    """The key of a nested mapping: ``config: model`` in a run config, else ``where.name``."""
+    return f"{where}: {name}" if owner is RunConfig else f"{where}.{name}"
+
+
+def _refused(field: attrs.Attribute, value: Any, place: str, expects: str) -> ConfigError:
+    """A value that is not a mapping where one is due: ``place must <expects>, got``,
+    ``expects`` worded by the field's metadata when it has a word for it."""
+    meta, hint = field.metadata, ""
+    if "example" in meta:
+        expects = f"be a mapping (e.g. {meta['example']})"
+    if value is None and field.default is not attrs.NOTHING:
+        hint = "; leave it out for the defaults"
+    shown = "null" if value is None else repr(value)
+    return ConfigError(f"{place} must {meta.get('expects', expects)}, got {shown}{hint}")
+
+
+def _keys(cls: type) -> str:
+    return f"be a mapping of keys ({', '.join(sorted(f.name for f in attrs.fields(cls)))})"
+
+
+#: What each type a config field may be annotated with accepts, and how the refusal reads.
 _KINDS = {
-    "None": ("null", lambda value: value is None),
-    "bool": ("a boolean (true or false)", lambda value: isinstance(value, bool)),
-    "int": ("an integer", lambda value: isinstance(value, numbers.Integral | float)),
-    "float": ("a number", lambda value: isinstance(value, numbers.Real | str)),
-    "str": ("a string", lambda value: isinstance(value, str)),
-    "dict": ("a mapping", lambda value: isinstance(value, Mapping)),
-    "Mapping": ("a mapping", lambda value: isinstance(value, Mapping)),
-    "list": ("a list", lambda value: isinstance(value, list | tuple)),
-    "tuple": ("a list", lambda value: isinstance(value, list | tuple)),
+    type(None): ("null", lambda value: value is None),
+    bool: ("a boolean (true or false)", lambda value: isinstance(value, bool)),
+    int: ("an integer", lambda value: isinstance(value, numbers.Integral | float)),
+    float: ("a number", lambda value: isinstance(value, numbers.Real | str)),
+    str: ("a string", lambda value: isinstance(value, str)),
+    dict: ("a mapping", lambda value: isinstance(value, Mapping)),
+    Mapping: ("a mapping", lambda value: isinstance(value, Mapping)),
+    list: ("a list", lambda value: isinstance(value, list | tuple)),
+    tuple: ("a list", lambda value: isinstance(value, list | tuple)),
 }
 
 
-def _annotation_kinds(annotation: Any) -> list[str] | None:
-    """The kinds of ``_KINDS`` an annotation (``int | None``, ``dict[str, Any]``, or the
-    type itself) allows; None when any part is something else (left to the class)."""
-    if annotation is None:
-        return None
-    if isinstance(annotation, str):
-        text = annotation
-    elif isinstance(annotation, type):
-        text = annotation.__name__
-    else:  # typing objects: typing.Optional[int], int | None
-        text = str(annotation).replace("typing.", "")
-    while "[" in text:  # dict[str, int | None] -> dict
-        text, count = re.subn(r"\[[^\[\]]*\]", "", text)
-        if not count:
-            return None
-    kinds = []
-    for part in text.split("|"):
-        name = part.strip().split("[")[0].removeprefix("collections.abc.")
-        name = "None" if name == "NoneType" else name
-        if name not in _KINDS:
-            return None
-        kinds.append(name)
-    return kinds
-
-
-def checked_value(field: attrs.Attribute, value: Any, where: str) -> Any:
-    """``value`` for the config field ``field`` if its annotation allows it, else a
+def checked_value(
+    field: attrs.Attribute, annotation: Any, value: Any, where: str, owner: type
+) -> Any:
+    """``value`` for the field ``field`` of ``owner`` if its annotation allows it, else a
     ConfigError naming ``where.field``: booleans are booleans, integers integers (an
     integral float such as 1e3 becomes one; 2.5 is refused, never truncated), numbers
-    finite, strings strings. Fields annotated otherwise are left to their class."""
-    kinds = _annotation_kinds(field.type)
-    if kinds is None:
+    finite, strings strings; attrs classes and ``dict[str, AttrsClass]`` are structured.
+    Fields annotated otherwise (``Any``, a class of one's own) are left to their class."""
+    members = _members(annotation)
+    bases = [typing.get_origin(member) or member for member in members]
+    if annotation is None or not all(base in _KINDS or _is_class(base) for base in bases):
         return value
-    key = f"{where}.{field.name}"
-    for kind in kinds:
-        if kind != "bool" and isinstance(value, bool):
-            continue  # True is an int to Python, never to a config
-        if not _KINDS[kind][1](value):
+    key, place = f"{where}.{field.name}", _place(where, field.name, owner)
+    for member, base in zip(members, bases, strict=True):
+        if _is_class(base):
+            if isinstance(value, base):
+                return value
+            if isinstance(value, Mapping):
+                return structure(base, value, place)
             continue
-        if kind == "int":
+        record = _record(member)
+        if record is not None and (value is None or isinstance(value, Mapping)):
+            built = {}
+            for name, entry in (value or {}).items():
+                if entry is None:
+                    continue  # dropped: --set data.options.sets.NAME=null
+                here = f"{place}.{name}"
+                if isinstance(entry, record):
+                    built[str(name)] = entry
+                elif isinstance(entry, Mapping):
+                    built[str(name)] = structure(record, entry, here)
+                else:
+                    each = field.metadata.get("each") or _keys(record)
+                    raise ConfigError(f"{here} must {each}, got {entry!r}")
+            return built
+        if base is not bool and isinstance(value, bool):
+            continue  # True is an int to Python, never to a config
+        if not _KINDS[base][1](value):
+            continue
+        if base is int:
             integral = isinstance(value, numbers.Integral)
             if not integral and not (math.isfinite(value) and float(value).is_integer()):
                 continue
             return int(value)
-        if kind == "float":
+        if base is float:
             try:
                 number = float(value)  # YAML reads 1e-4 as a string
             except ValueError:
@@ -129,7 +211,10 @@ def checked_value(field: attrs.Attribute, value: Any, where: str) -> Any:
                 raise ConfigError(f"{key} must be a finite number, got {value!r}")
             return number if isinstance(value, str) else value
         return value
-    wanted = " or ".join(dict.fromkeys(_KINDS[kind][0] for kind in kinds))
+    nested = _nested(annotation)
+    if nested is not None:
+        raise _refused(field, value, place, _keys(nested) if nested is not dict else "be a mapping")
+    wanted = " or ".join(dict.fromkeys(_KINDS[base][0] for base in bases))
     raise ConfigError(f"{key} must be {wanted}, got {value!r}")
 
 
@@ -154,10 +239,13 @@ def unstructure(obj: Any) -> dict[str, Any]:
     return attrs.asdict(obj, recurse=True)
 
 
-def doc(text: str, **kwargs: Any) -> Any:
+def doc(text: str, example: str | None = None, **kwargs: Any) -> Any:
     """An attrs field with a one-line meaning (``metadata["doc"]``), which the
-    generated config reference (``docs/config.md``) prints beside its type and default."""
-    return attrs.field(metadata={"doc": text}, **kwargs)
+    generated config reference (``docs/config.md``) prints beside its type and default;
+    a mapping's ``example`` (``model: {hidden_size: 64}``) shows what it takes when
+    something else is given."""
+    metadata = {"doc": text} if example is None else {"doc": text, "example": example}
+    return attrs.field(metadata=metadata, **kwargs)
 
 
 def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -242,6 +330,7 @@ class ModelConfig:
     halting_head: str = doc("the halting-head plugin", default="first_token")
     options: dict[str, dict[str, Any]] = doc(
         "each component's own options, by registered name: {attention: {num_heads: 8}}",
+        example="model.options: {attention: {num_heads: 4}}",
         factory=dict,
         validator=_options,
     )
@@ -340,7 +429,7 @@ def migrate_model_keys(data: Mapping[str, Any], where: str = "model") -> dict[st
     ``rope_theta``) moved under ``options`` of the first-party component that reads
     them (kept, and ignored, when that component is not the one chosen, as 0.1 did)."""
     moved = [key for key in MOVED_MODEL_KEYS if key in data]
-    if not moved:
+    if not moved or not isinstance(data.get("options") or {}, Mapping):  # refused later
         return dict(data)
     data = dict(data)
     options = {name: dict(section or {}) for name, section in (data.get("options") or {}).items()}
@@ -361,6 +450,7 @@ class DataConfig:
 
     options: dict[str, Any] = doc(
         "the task's own data options, handed to Task.build_dataset (see the task's README)",
+        example="data.options: {seed: 0}",
         factory=dict,
     )
     augmentations: int = doc(
@@ -483,74 +573,58 @@ class RunConfig:
         default="auto",
         validator=_device_name,
     )
-    model: ModelConfig = doc("the architecture")
-    data: DataConfig = doc("the data", factory=DataConfig)
-    train: TrainConfig = doc("optimisation", factory=TrainConfig)
-    eval: EvalConfig = doc("evaluation", factory=EvalConfig)
+    model: ModelConfig = doc("the architecture", example="model: {hidden_size: 64}")
+    data: DataConfig = doc("the data", example="data: {augmentations: 0}", factory=DataConfig)
+    train: TrainConfig = doc("optimisation", example="train: {steps: 100}", factory=TrainConfig)
+    eval: EvalConfig = doc("evaluation", example="eval: {batch_size: 64}", factory=EvalConfig)
     strategy: dict[str, Any] = doc(
         "the final evaluation's inference strategy: name (off when absent) and its "
         "options (trm-plugins --kind strategy; docs/strategies.md)",
+        example="strategy: {name: rollouts}",
         factory=dict,
     )
     loggers: dict[str, Any] = doc(
         "where the run's metrics, images and hyper-parameters go: logger plugins by name, "
         "each with its options (trm-plugins --kind logger), added to tensorboard; null "
         "drops one, e.g. --set loggers.tensorboard=null",
+        example="loggers: {tensorboard: {}}",
         factory=lambda: dict(DEFAULT_LOGGERS),
         converter=_with_default_loggers,
         validator=_loggers,
     )
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
-
-
 def build_run_config(data: Mapping[str, Any], where: str = "config") -> RunConfig:
     """A RunConfig from a nested mapping; unknown keys fail with the nearest names."""
     check_sections(data, where)
-    data = dict(data)
-    data.pop("plugins", None)  # recorded in run folders for people; not configuration
-    sections = {
-        name: structure(cls, data.pop(name), where=f"{where}: {name}")
-        for name, cls in _SECTIONS.items()
-        if name in data
-    }
-    if "model" not in sections:
-        raise ConfigError(f"{where}: the model section is missing")
-    return structure(RunConfig, {**data, **sections}, where=where)
-
-
-#: The run config's keys that hold mappings, and an example of each for messages.
-MAPPINGS = {
-    "model": "model: {hidden_size: 64}",
-    "data": "data: {augmentations: 0}",
-    "train": "train: {steps: 100}",
-    "eval": "eval: {batch_size: 64}",
-    "strategy": "strategy: {name: rollouts}",
-    "loggers": "loggers: {tensorboard: {}}",
-    "model.options": "model.options: {attention: {num_heads: 4}}",
-    "data.options": "data.options: {seed: 0}",
-}
+    # plugins: recorded in run folders for people; not configuration
+    return structure(RunConfig, {k: v for k, v in data.items() if k != "plugins"}, where)
 
 
 def check_sections(data: Any, where: str = "config") -> None:
-    """Refuse a run config whose top level, sections or option mappings are not
-    mappings (``model: 5``, ``train: [1, 2]``, ``data: null``), naming the key."""
+    """Refuse a run config whose top level, sections or option mappings (every field
+    of the schema that holds a mapping) are not mappings (``model: 5``, ``train: [1,
+    2]``, ``data: null``), naming the key. ``trm-run`` checks a config file so before
+    merging it into a preset, where ``model: 5`` would replace the preset's model."""
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{where} must be a mapping of sections (model, data, train, eval, ...), got {data!r}"
         )
-    for key, example in MAPPINGS.items():
-        section, _, inner = key.partition(".")
-        holder = data.get(section) if inner else data
-        if not isinstance(holder, Mapping) or (inner or section) not in holder:
+    _check_mappings(RunConfig, data, where)
+
+
+def _check_mappings(cls: type, data: Mapping[str, Any], where: str) -> None:
+    hints = _types(cls)
+    for field in attrs.fields(cls):
+        nested = _nested(hints[field.name]) if field.name in data else None
+        if nested is None:
             continue
-        value = holder[inner or section]
-        if not isinstance(value, Mapping):
-            raise ConfigError(
-                f"{where}: {key} must be a mapping (e.g. {example}), got {value!r}"
-                + ("; leave it out for the defaults" if value is None else "")
-            )
+        value, place = data[field.name], _place(where, field.name, cls)
+        if isinstance(value, Mapping):
+            if nested is not dict:
+                _check_mappings(nested, value, place)
+        elif not (value is None and type(None) in _members(hints[field.name])):
+            raise _refused(field, value, place, "be a mapping")
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -579,6 +653,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         raise ConfigError(f"--set expects dotted.key=value, got {assignment!r}")
     parts = key.strip().split(".")
     cls: Any = RunConfig
+    last = None  # the field the key names, when it is one of the schema's
     for depth, part in enumerate(parts):
         if cls is None:  # inside a free-form mapping (data.options)
             break
@@ -595,10 +670,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
             raise ConfigError(
                 f"--set {key}: no key {part!r} in {place}{hint}; valid: {', '.join(sorted(fields))}"
             )
-        nested = _SECTIONS.get(part) if cls is RunConfig else None
-        cls = nested if nested is not None else None
-        mapping = str(fields[part].type).startswith("dict") or fields[part].type is dict
-        if depth < len(parts) - 1 and nested is None and not mapping:
+        last = fields[part] if depth == len(parts) - 1 else None
+        nested = _nested(_types(cls)[part])
+        cls = nested if nested is not dict else None
+        if depth < len(parts) - 1 and nested is None:
             raise ConfigError(f"--set {key}: {part!r} has no sub-keys")
     try:
         value = yaml.safe_load(text)
@@ -606,10 +681,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         problem = str(error).replace("\n", " ")
         raise ConfigError(f"--set {key}: the value is not YAML ({problem})") from None
     dotted = ".".join(parts)
-    if dotted in MAPPINGS and not isinstance(value, Mapping):
+    example = last.metadata.get("example") if last is not None else None
+    if example is not None and not isinstance(value, Mapping):
         raise ConfigError(
             f"--set {dotted}={text}: {dotted} is a mapping, not a value; set one of its "
-            f"keys (--set {dotted}.KEY=VALUE) or give a mapping (e.g. {MAPPINGS[dotted]})"
+            f"keys (--set {dotted}.KEY=VALUE) or give a mapping (e.g. {example})"
         )
     target = data
     for depth, part in enumerate(parts[:-1]):

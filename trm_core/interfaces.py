@@ -286,6 +286,10 @@ class Task(ABC):
     #: options, data version). Change it when a fix changes what ``build_dataset``
     #: writes. None (the default): the task distribution's version.
     data_version: ClassVar[str | None] = None
+    #: The task's data options: an attrs class (``kw_only``, every field with a
+    #: default), read from ``data.options`` by :meth:`options_from` with the same strict,
+    #: nearest-key errors as the config. None (the default): the task reads them itself.
+    Options: ClassVar[type | None] = None
 
     # -- required ------------------------------------------------------------
 
@@ -430,15 +434,28 @@ class Task(ABC):
 
     # -- optional, with defaults -----------------------------------------------
 
-    def configure(self, options: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
+    @classmethod
+    def options_from(cls, options: Mapping[str, Any]) -> Any:
+        """``Options`` from ``data.options`` (defaults for absent keys; nested attrs
+        classes and ``dict[str, AttrsClass]`` fields structured too). Raises ConfigError
+        naming ``data.options.<key>`` for an unknown key (with the nearest valid names)
+        or a bad value. Without ``Options``: a plain copy of the mapping."""
+        if cls.Options is None:
+            return dict(options)
+        return structure(cls.Options, options, where="data.options")
+
+    def configure(self, options: Mapping[str, Any]) -> None:
         """Adapt to the run's data options before any size or data is used.
 
         Called with ``data.options`` before ``build_dataset`` and before the
         model is sized, on every process and when a run is loaded again. A task
         whose grid shape depends on its options (a maze's side) sets it here;
         raise :class:`~trm_core.ConfigError` naming the key for a bad value.
-        Default: nothing.
+        Default: check them with :meth:`options_from` when the task has ``Options``;
+        else nothing.
         """
+        if self.Options is not None:
+            self.options_from(options)
 
     def render_text(self, tokens: np.ndarray) -> str:
         """A [S] token sequence as human-readable text.

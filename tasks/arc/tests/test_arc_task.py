@@ -11,7 +11,6 @@ import pytest
 from trm_core import ConfigError, DataError, mix_seed, read_split
 from trm_plugin_arc import ArcTask
 from trm_plugin_arc.augment import IDENTITY, Augmentation
-from trm_plugin_arc.dataset import parse_options
 from trm_plugin_arc.grid import MARKER, crop, decode, encode
 from trm_plugin_arc.voting import submission_problems
 
@@ -202,7 +201,7 @@ def test_conceptarc_trains_with_every_pair(tmp_path):
 )  # fmt: skip
 def test_option_errors_name_the_key(options, message):
     with pytest.raises(ConfigError) as error:
-        parse_options(options)
+        ArcTask.options_from(options)
     assert message in str(error.value)
 
 

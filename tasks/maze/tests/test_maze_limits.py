@@ -11,7 +11,6 @@ import pytest
 from trm_core import ConfigError
 from trm_plugin_maze import MazeTask
 from trm_plugin_maze.augment import canonical
-from trm_plugin_maze.dataset import build, parse_options
 from trm_plugin_maze.generate import (
     BATCH,
     MazeSpec,
@@ -141,18 +140,18 @@ def test_options_naming_a_side_only_are_read_but_not_built(tmp_path):
     assert task.grid_shape == (4, 4)
     with pytest.raises(ConfigError, match=r"data\.options\.train\.min_length \(default 15 for "
                        r"side 4\) is out of reach for side 4 .* at most 9"):  # fmt: skip
-        build({"side": 4}, tmp_path / "data")
+        MazeTask().build_dataset({"side": 4}, tmp_path / "data")
     assert not [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
-    parse_options({"side": 30, "train": {"count": 10**9}})  # too many: refused when built
+    MazeTask.options_from({"side": 30, "train": {"count": 10**9}})  # too many: refused when built
     with pytest.raises(ConfigError, match=r"data\.options\.train\.count=1000000000 \+ "):
-        build({"side": 30, "train": {"count": 10**9}}, tmp_path / "big")
+        MazeTask().build_dataset({"side": 30, "train": {"count": 10**9}}, tmp_path / "big")
 
 
 def test_a_refusal_names_the_count_and_the_training_mazes(tmp_path):
     options = {"seed": 0, "side": 3, "train": {"count": 170, "min_length": 2},
                "test": {"count": 20, "min_length": 2}}  # fmt: skip
     with pytest.raises(ConfigError) as error:
-        build(options, tmp_path / "data")
+        MazeTask().build_dataset(options, tmp_path / "data")
     message = str(error.value)
     assert message.startswith("data.options.test.count=20 is more than these options give")
     assert "besides the 170 training mazes" in message and "data.options.train.count" in message

@@ -8,7 +8,6 @@ import pytest
 
 from trm_core import DataError, read_split
 from trm_plugin_maze import MazeTask
-from trm_plugin_maze.dataset import build
 from trm_plugin_maze.generate import MazeSpec, generate
 from trm_plugin_maze.grid import CHARSET
 
@@ -54,7 +53,7 @@ def test_a_split_read_equals_the_split_built_from_the_same_file(tmp_path, rows):
     path = write(tmp_path, csv_text(rows))
     options = {"side": 9, "train": {"source": "csv", "path": str(path)},
                "test": {"source": "csv", "path": str(path)}}  # fmt: skip
-    out = build(options, tmp_path / "data")
+    out = MazeTask().build_dataset(options, tmp_path / "data")
     task = task_of(9)
     stored, read = read_split(out / "test", task), task.read_data(path)
     assert read.path == path and len(read) == 4

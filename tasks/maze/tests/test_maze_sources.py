@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trm_core import DataError
-from trm_plugin_maze.dataset import build
+from trm_plugin_maze import MazeTask
 from trm_plugin_maze.generate import MazeSpec, generate
 from trm_plugin_maze.grid import CHARSET
 from trm_plugin_maze.sources import MazeFileError, read_csv
@@ -98,7 +98,7 @@ def test_a_csv_source_builds_a_data_set(tmp_path, made):
     path = write(tmp_path, rows_of(made))
     options = {"side": 9, "train": {"source": "csv", "path": str(path)},
                "test": {"source": "csv", "path": str(path), "count": 2}}  # fmt: skip
-    out = build(options, tmp_path / "data")
+    out = MazeTask().build_dataset(options, tmp_path / "data")
     inputs = np.load(out / "test" / "inputs.npy")
     assert inputs.shape == (2, 81)
 
@@ -107,4 +107,4 @@ def test_the_hub_without_huggingface_hub_says_what_to_install(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     options = {"train": {"source": "hub"}, "test": {"source": "hub"}}
     with pytest.raises(DataError, match=r"pip install 'trm-plugin-maze\[hub\]'"):
-        build(options, tmp_path / "data")
+        MazeTask().build_dataset(options, tmp_path / "data")

@@ -38,6 +38,8 @@ class MazeTask(Task):
     comes from ``data.options.side``.
     """
 
+    Options = dataset.MazeOptions
+
     def __init__(self) -> None:
         self.side = dataset.MazeOptions().side
 
@@ -50,13 +52,13 @@ class MazeTask(Task):
         return (self.side, self.side)
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        self.side = dataset.parse_options(dict(options)).side
+        self.side = self.options_from(options).side
 
     def presets(self) -> dict[str, dict[str, Any]]:
         return PRESETS
 
     def build_dataset(self, options: Mapping[str, Any], out_dir: Path) -> Path:
-        return dataset.build(dict(options), Path(out_dir))
+        return dataset.build(self.options_from(options), Path(out_dir))
 
     def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
         transform = augment.transform_of(seed)

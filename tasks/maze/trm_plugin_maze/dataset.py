@@ -41,7 +41,6 @@ from trm_core import (
     one_of,
     positive,
     say,
-    structure,
     subsample,
     write_split,
 )
@@ -99,49 +98,46 @@ class SplitOptions(SourceOptions):
     )
     repo: str = HUB_REPO  # hub: the dataset
 
+    def __attrs_post_init__(self) -> None:
+        if self.source == "generate" and self.count is None:
+            raise ValueError("source generate needs count: N (how many mazes)")
+        if self.source == "csv" and not self.path:
+            raise ValueError("source csv needs path: FILE")
+
     def spec(self, side: int) -> MazeSpec:
         return MazeSpec(
             side=side, wall_probability=tuple(self.wall_probability), min_length=self.min_length
         )
 
 
+#: How a split that is not a mapping is refused.
+SPLIT = {"expects": f"be a mapping of split options (source: {', '.join(SOURCES)})"}
+
+
 @attrs.define(kw_only=True)
 class MazeOptions:
+    """``data.options`` (:attr:`MazeTask.Options`)."""
+
     seed: int = 0
     side: int = attrs.field(default=30, validator=_side)
-    train: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
-    test: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
+    train: SplitOptions = attrs.field(factory=lambda: SplitOptions(count=1000), metadata=SPLIT)
+    test: SplitOptions = attrs.field(factory=lambda: SplitOptions(count=1000), metadata=SPLIT)
 
-
-def parse_options(options: dict[str, Any]) -> MazeOptions:
-    """Strictly check ``data.options``: every key named in full when its value is wrong
-    (a typo names the nearest valid key)."""
-    where = "data.options"
-    options = dict(options)
-    for name in ("train", "test"):
-        if name in options:
-            options[name] = _split_options(options[name], f"{where}.{name}")
-    top = structure(MazeOptions, options, where)
-    for name in ("train", "test"):
-        split = getattr(top, name)
-        try:
+    def __attrs_post_init__(self) -> None:
+        for name in ("train", "test"):
+            split = getattr(self, name)
             if split.source == "generate":
-                if split.count is None:
-                    raise ConfigError("source generate needs count: N (how many mazes)")
-                split.spec(top.side)
-            elif split.source == "csv" and not split.path:
-                raise ConfigError("source csv needs path: FILE")
-        except (ConfigError, ValueError) as error:
-            if split.source == "generate" and split.count is not None:
-                _reachable(name, split, top.side)  # the key named in full, with the longest path
-            raise ConfigError(f"{where}.{name}: {error}") from None
-    return top
+                try:
+                    split.spec(self.side)
+                except ValueError as error:
+                    _reachable(name, split, self.side)  # the key in full, with the longest path
+                    raise ConfigError(f"data.options.{name}: {error}") from None
 
 
 def _feasible(top: MazeOptions) -> None:
     """Refuse, before generating, what no generator run gives: a min_length no maze of
-    the side reaches, splits too large to hold. (Checked when the data is built, not by
-    :func:`parse_options`: options that only name a side, to read or solve mazes, keep
+    the side reaches, splits too large to hold. (Checked when the data is built, not when
+    the options are read: options that only name a side, to read or solve mazes, keep
     working.)"""
     for name in ("train", "test"):
         split = getattr(top, name)
@@ -185,16 +181,6 @@ def _fits(top: MazeOptions) -> None:
             f"{need / 2**30:,.1f} GiB of memory while they are made, more than the "
             f"{MAX_BYTES // 2**30} GiB the generator allows; lower the count"
         )
-
-
-def _split_options(value: Any, where: str) -> SplitOptions:
-    if not isinstance(value, dict):
-        shown = "null" if value is None else repr(value)
-        raise ConfigError(
-            f"{where} must be a mapping of split options (source: {', '.join(SOURCES)}), "
-            f"got {shown}"
-        )
-    return structure(SplitOptions, value, where)
 
 
 def _code(name: str) -> int:
@@ -280,9 +266,8 @@ def _describe(found: Mazes, split: SplitOptions) -> dict[str, Any]:
     return info
 
 
-def build(options: dict[str, Any], out_dir: Path) -> Path:
+def build(parsed: MazeOptions, out_dir: Path) -> Path:
     """Write the ``train`` and ``test`` splits to ``out_dir`` (reused if complete)."""
-    parsed = parse_options(dict(options))
     if not (Path(out_dir) / "dataset.json").exists():
         _feasible(parsed)  # refused before anything is made (a rebuild checks again)
     what = f"the Maze data set ({parsed.side}x{parsed.side})"

@@ -9,7 +9,6 @@ import pytest
 
 from trm_core import ConfigError, read_split
 from trm_plugin_sudoku import SudokuTask
-from trm_plugin_sudoku.dataset import build, parse_options
 from trm_plugin_sudoku.generate import PuzzleSpec, disjoint, generate, signature
 from trm_plugin_sudoku.grid import to_digits
 from trm_plugin_sudoku.solver import solve
@@ -47,9 +46,9 @@ def test_generation_is_deterministic_in_the_seed_and_process_count():
 
 
 def test_the_default_source_is_hard_minimal_puzzles():
-    spec = parse_options({"train": {"count": 3}}).train.spec()
+    spec = SudokuTask.options_from({"train": {"count": 3}}).train.spec()
     assert spec.minimal and spec.min_guesses == 10
-    easy = parse_options({"train": {"count": 3, "givens": [36, 45], "minimal": False}})
+    easy = SudokuTask.options_from({"train": {"count": 3, "givens": [36, 45], "minimal": False}})
     assert easy.train.spec().min_guesses == 0
 
 
@@ -89,7 +88,7 @@ def test_build_writes_disjoint_splits_and_reuses_them(tmp_path, capsys):
             "unset": {"source": "list", "optional": True},  # no path given: skipped
         },
     }
-    out = build(options, tmp_path / "data")
+    out = SudokuTask().build_dataset(options, tmp_path / "data")
     task = SudokuTask()
     train, test = read_split(out / "train", task), read_split(out / "test", task)
     assert (len(train), len(test)) == (30, 12)
@@ -109,15 +108,15 @@ def test_build_writes_disjoint_splits_and_reuses_them(tmp_path, capsys):
     ]
 
     stamp = (out / "train" / "inputs.npy").stat().st_mtime_ns
-    assert build(options, tmp_path / "data") == out  # reused, not rebuilt
+    assert SudokuTask().build_dataset(options, tmp_path / "data") == out  # reused, not rebuilt
     assert (out / "train" / "inputs.npy").stat().st_mtime_ns == stamp
     (tmp_path / "no.txt").write_text(EASY + "\n")  # the optional file appeared: rebuild
-    build(options, tmp_path / "data")
+    SudokuTask().build_dataset(options, tmp_path / "data")
     assert len(read_split(out / "extra" / "absent", task)) == 1
 
 
 def test_train_and_test_use_separate_seeds(tmp_path):
-    out = build(OPTIONS, tmp_path / "data")
+    out = SudokuTask().build_dataset(OPTIONS, tmp_path / "data")
     train = read_split(out / "train").inputs
     test = read_split(out / "test").inputs
     assert not {row.tobytes() for row in train} & {row.tobytes() for row in test}
@@ -132,8 +131,26 @@ def test_train_and_test_use_separate_seeds(tmp_path):
         ({"test": {"source": "csv"}}, "data.options.test: source csv needs path"),
         ({"train": {"source": "generate"}}, "needs count"),
         ({"extra_tests": {"x": {"givens": [5, 6], "count": 1}}}, r"extra_tests\.x\.givens must be"),
+        (
+            {"train": {"sourc": "csv"}},
+            r"unknown key data\.options\.train\.sourc \(did you mean 'source'",
+        ),
+        (
+            {"extra_tests": {"x": {"cont": 1}}},
+            r"unknown key data\.options\.extra_tests\.x\.cont \(",
+        ),
+        (
+            {"extra_tests": {"x": 5}},
+            r"data\.options\.extra_tests\.x must be a mapping of split options",
+        ),
     ],
 )
 def test_option_mistakes_name_the_key(options, message):
     with pytest.raises(ConfigError, match=message):
-        parse_options(options)
+        SudokuTask.options_from(options)
+
+
+def test_an_extra_test_set_set_to_null_is_dropped():
+    options = {"extra_tests": {"hard": {"count": 2}, "magictour": None}}
+    assert list(SudokuTask.options_from(options).extra_tests) == ["hard"]
+    assert SudokuTask.options_from({"extra_tests": None}).extra_tests == {}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from trm_core import ConfigError, mix_seed
-from trm_plugin_sudoku.dataset import build, parse_options
+from trm_plugin_sudoku import SudokuTask
 from trm_plugin_sudoku.generate import (
     PuzzleSpec,
     Shortfall,
@@ -116,12 +116,12 @@ def test_closing_the_chunks_early_stops_the_workers():
 
 def test_refusals_come_when_built_and_name_the_options(tmp_path):
     options = {"train": {"count": 2, "givens": [81, 81], "minimal": False}}
-    parse_options(options)  # read as options: a model trained elsewhere still loads
+    SudokuTask.options_from(options)  # read as options: a model trained elsewhere still loads
     with pytest.raises(ConfigError, match=r"data\.options\.train\.count=2 asks for more "
                        r"puzzles than can be told apart with data\.options\.train\.givens="
                        r"\[81, 81\]: at most 1 can"):  # fmt: skip
-        build(options, tmp_path / "data")
+        SudokuTask().build_dataset(options, tmp_path / "data")
     options = {"train": {"count": 5, "givens": [55, 60], "minimal": False, "min_guesses": 1}}
     with pytest.raises(ConfigError, match=r"data\.options\.train: no puzzle with .*min_guesses"):
-        build(options, tmp_path / "data")
+        SudokuTask().build_dataset(options, tmp_path / "data")
     assert not [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")]

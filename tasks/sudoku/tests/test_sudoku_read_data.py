@@ -10,7 +10,6 @@ import pytest
 
 from trm_core import DataError, read_split
 from trm_plugin_sudoku import SudokuTask
-from trm_plugin_sudoku.dataset import build
 from trm_plugin_sudoku.grid import keeps_givens, parse_line, to_digits, to_line, valid_solutions
 from trm_plugin_sudoku.solver import solve
 
@@ -45,7 +44,7 @@ def test_a_split_read_equals_the_split_built_from_the_same_file(tmp_path):
         "test": {"source": "csv", "path": str(extreme)},
         "extra_tests": {"listed": {"source": "list", "path": str(listed)}},
     }
-    out = build(options, tmp_path / "data")
+    out = SudokuTask().build_dataset(options, tmp_path / "data")
     TASK.configure(options)
     for built, path in ((out / "test", extreme), (out / "extra" / "listed", listed)):
         stored, read = read_split(built, TASK), TASK.read_data(path)

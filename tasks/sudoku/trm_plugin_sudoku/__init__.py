@@ -8,7 +8,6 @@ Hugging Face Hub, or plain puzzle lists (see :mod:`trm_plugin_sudoku.dataset`);
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ class SudokuTask(Task):
     scored, one puzzle identifier for all puzzles.
     """
 
+    Options = dataset.SudokuOptions
+
     @property
     def vocab_size(self) -> int:
         return VOCAB_SIZE
@@ -49,7 +50,7 @@ class SudokuTask(Task):
         return PRESETS
 
     def build_dataset(self, options: dict[str, Any], out_dir: Path) -> Path:
-        return dataset.build(options, Path(out_dir))
+        return dataset.build(self.options_from(options), Path(out_dir))
 
     def augment(self, inputs: np.ndarray, labels: np.ndarray, seed: int):
         augmentation = Augmentation.from_seed(seed)
@@ -81,10 +82,6 @@ class SudokuTask(Task):
 
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         return draw_board(inputs, prediction, target)
-
-    def configure(self, options: Mapping[str, Any]) -> None:
-        """Check ``data.options`` before anything is built or keyed by them."""
-        dataset.parse_options(dict(options))
 
     def parse_puzzle(self, text: str) -> np.ndarray:
         """An 81-character puzzle; refused when its givens repeat a digit in a unit."""

@@ -44,7 +44,6 @@ from trm_core import (
     non_negative,
     one_of,
     say,
-    structure,
     subsample,
     write_split,
 )
@@ -107,6 +106,14 @@ class SplitOptions(SourceOptions):
     # extra test sets only: skip, with a note, when the file is missing or no path is given
     optional: bool = False
 
+    def __attrs_post_init__(self) -> None:
+        if self.source == "generate":
+            if self.count is None:
+                raise ValueError("source generate needs count: N (how many puzzles)")
+            self.spec()
+        elif self.source in ("csv", "list") and not self.path and not self.optional:
+            raise ValueError(f"source {self.source} needs path: FILE")
+
     def spec(self) -> PuzzleSpec:
         givens = None if self.givens is None else tuple(self.givens)
         floor = self.min_guesses
@@ -115,41 +122,28 @@ class SplitOptions(SourceOptions):
         return PuzzleSpec(givens=givens, minimal=self.minimal, min_guesses=floor)
 
 
+#: How a split that is not a mapping is refused.
+SPLIT = {"expects": f"be a mapping of split options (source: {', '.join(SOURCES)})"}
+
+
 @attrs.define(kw_only=True)
 class SudokuOptions:
+    """``data.options`` (:attr:`SudokuTask.Options`); an extra test set set to null is
+    dropped."""
+
     seed: int = 0
-    train: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
-    test: SplitOptions = attrs.Factory(lambda: SplitOptions(count=1000))
-    extra_tests: dict[str, SplitOptions] = attrs.Factory(dict)
-
-
-def parse_options(options: dict[str, Any]) -> SudokuOptions:
-    """Strictly check ``data.options``: every key named in full when its value is wrong
-    (a typo names the nearest valid key). An extra test set set to null is dropped."""
-    where = "data.options"
-    options = dict(options)
-    for name in ("train", "test"):
-        if name in options:
-            options[name] = _split_options(options[name], f"{where}.{name}")
-    if "extra_tests" in options:
-        extras = options["extra_tests"] if options["extra_tests"] is not None else {}
-        if not isinstance(extras, dict):
-            raise ConfigError(
-                f"{where}.extra_tests must map names to split options, got {_shown(extras)}"
-            )
-        options["extra_tests"] = {
-            str(name): _split_options(value, f"{where}.extra_tests.{name}")
-            for name, value in extras.items()
-            if value is not None  # dropped with --set data.options.extra_tests.NAME=null
-        }
-    return structure(SudokuOptions, options, where)
+    train: SplitOptions = attrs.field(factory=lambda: SplitOptions(count=1000), metadata=SPLIT)
+    test: SplitOptions = attrs.field(factory=lambda: SplitOptions(count=1000), metadata=SPLIT)
+    extra_tests: dict[str, SplitOptions] = attrs.field(
+        factory=dict, metadata={"expects": "map names to split options", "each": SPLIT["expects"]}
+    )
 
 
 def _enough(parsed: SudokuOptions) -> None:
     """Refuse, before generating, counts that no generator run can give: more puzzles
     than can be told apart with the givens asked for (a split alone, or a test set with
     the training set it must differ from), or than ``TRY_BUDGET`` tries make. (Checked
-    when the data is built, not by :func:`parse_options`, which also runs when a
+    when the data is built, not when the options are read, which also happens when a
     trained model is loaded.)"""
     splits = {"train": parsed.train, "test": parsed.test}
     splits.update({f"extra_tests.{name}": split for name, split in parsed.extra_tests.items()})
@@ -189,29 +183,6 @@ def _distinguishable(names: list[str], splits: list[SplitOptions]) -> None:
         "training augmentations keep); lower the count or widen the givens range to fewer "
         "givens"
     )
-
-
-def _shown(value: Any) -> str:
-    return "null" if value is None else repr(value)
-
-
-def _split_options(value: Any, where: str) -> SplitOptions:
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where} must be a mapping of split options (source: {', '.join(SOURCES)}), "
-            f"got {_shown(value)}"
-        )
-    split = structure(SplitOptions, value, where)
-    try:
-        if split.source == "generate":
-            if split.count is None:
-                raise ConfigError("source generate needs count: N (how many puzzles)")
-            split.spec()
-        elif split.source in ("csv", "list") and not split.path and not split.optional:
-            raise ConfigError(f"source {split.source} needs path: FILE")
-    except (ConfigError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from None
-    return split
 
 
 def _load(name: str, split: SplitOptions, seed: int, avoid: list[np.ndarray]) -> Puzzles | None:
@@ -329,9 +300,8 @@ def _describe(found: Puzzles, split: SplitOptions) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def build(options: dict[str, Any], out_dir: Path) -> Path:
+def build(parsed: SudokuOptions, out_dir: Path) -> Path:
     """Write ``train``, ``test`` and ``extra/<name>`` splits to ``out_dir`` (reused if there)."""
-    parsed = parse_options(dict(options))
     if not (Path(out_dir) / "dataset.json").exists():
         _enough(parsed)  # refused before anything is made (a rebuild checks again)
     return build_once(
