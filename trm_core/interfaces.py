@@ -48,6 +48,19 @@ class Split:
         return len(self.inputs)
 
 
+def read_options(options: type | None, section: Mapping[str, Any], where: str, owner: str) -> Any:
+    """A plugin's ``Options`` (an attrs class) from its config ``section`` at ``where``,
+    with the config's strict, nearest-key errors; None for a plugin without options,
+    which refuses any key naming ``owner`` ("the mixer 'mlp'")."""
+    if options is None:
+        if section:
+            raise ConfigError(
+                f"{where}: {owner} takes no options, got {', '.join(sorted(section))}"
+            )
+        return None
+    return structure(options, dict(section), where=where)
+
+
 class Component(nn.Module, ABC):
     """What the four network interfaces share: the config, options and requirements."""
 
@@ -81,14 +94,7 @@ class Component(nn.Module, ABC):
         where = f"model.options.{name}"
         if not isinstance(section, Mapping):
             raise ConfigError(f"{where} must be a mapping of option: value, got {section!r}")
-        if cls.Options is None:
-            if section:
-                raise ConfigError(
-                    f"{where}: the {cls.kind} {name!r} takes no options, got "
-                    + ", ".join(sorted(section))
-                )
-            return None
-        return structure(cls.Options, section, where=where)
+        return read_options(cls.Options, section, where, f"the {cls.kind} {name!r}")
 
 
 class Encoder(Component):
@@ -612,13 +618,7 @@ class Strategy(ABC):
     def options_from(cls, section: Mapping[str, Any]) -> Any:
         """``Options`` from a ``strategy`` section without its ``name`` (errors name
         ``strategy.<key>``)."""
-        if cls.Options is None:
-            if section:
-                raise ConfigError(
-                    f"strategy: this strategy takes no options, got {', '.join(sorted(section))}"
-                )
-            return None
-        return structure(cls.Options, dict(section), where="strategy")
+        return read_options(cls.Options, section, "strategy", "this strategy")
 
     def problem(self, task: Task, model: nn.Module) -> str | None:
         """Why this strategy cannot serve ``task`` with ``model`` (None: it can).
@@ -677,15 +677,7 @@ class Logger(ABC):
     @classmethod
     def options_from(cls, name: str, section: Mapping[str, Any] | None) -> Any:
         """``Options`` from the ``loggers.<name>`` section (errors name its keys)."""
-        where = f"loggers.{name}"
-        if cls.Options is None:
-            if section:
-                raise ConfigError(
-                    f"{where}: the logger {name!r} takes no options, got "
-                    + ", ".join(sorted(section))
-                )
-            return None
-        return structure(cls.Options, dict(section or {}), where=where)
+        return read_options(cls.Options, section or {}, f"loggers.{name}", f"the logger {name!r}")
 
     def start(self, config: Mapping[str, Any], step: int) -> None:  # noqa: B027 (optional)
         """The run begins (``step`` 0) or resumes from its checkpoint of ``step``.
