@@ -60,3 +60,18 @@ def test_every_check_comes_before_any_data_or_folder(reverse, tmp_path, monkeypa
         with pytest.raises((ConfigError, trm_core.PluginError), match=key):
             trm_core.train(mapping, out=reverse)
         assert not reverse.exists() and not (data.exists() and any(data.iterdir()))
+
+
+def test_the_training_flops_are_reported(reverse, capsys):
+    from trm_core.flops import format_flops, step_flops
+
+    argv = ["--task", "reverse", "--preset", "cpu", "--device", "cpu", "--out", str(reverse)]
+    assert run_main([*argv, "--set", "train.steps=4", "--set", "train.log_interval=2"]) == 0
+    out = capsys.readouterr().out
+    [run] = reverse.iterdir()
+    config = trm_core.run.read_config(run)
+    per_step = step_flops(config.model, config.train.global_batch_size)["total"]
+    history = json.loads((run / "metrics.json").read_text())
+    assert history[-1]["train_flops"] == 4 * per_step
+    assert f"({format_flops(4 * per_step)} of training)" in out
+    assert format_flops(3.27e15) == "3.27 PFLOP" and format_flops(8.12e11) == "812 GFLOP"

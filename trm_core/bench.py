@@ -48,11 +48,11 @@ from typing import Any
 import torch
 
 from .command import Parser, fail, guarded, run
-from .config import ModelConfig, TrainConfig, structure, unstructure
+from .config import ModelConfig, TrainConfig, unstructure
 from .devices import DeviceError, native_bfloat16, resolve_device
 from .errors import ConfigError
+from .flops import step_flops
 from .interfaces import COMPONENT_KINDS
-from .layers import swiglu_width
 from .model import build_model
 from .optim import build_optimizers
 from .registry import Registry, get_registry
@@ -124,69 +124,6 @@ def bench_config(
     config.update(vocab_size=task_obj.vocab_size, seq_len=task_obj.seq_len, dtype=dtype)
     config.setdefault("num_puzzle_identifiers", STAND_IN_IDENTIFIERS)
     return config, mapping["preset"]
-
-
-# -- FLOPs -------------------------------------------------------------------------------
-
-
-def step_flops(
-    config: ModelConfig | Mapping[str, Any], batch: int, registry: Registry | None = None
-) -> dict[str, int]:
-    """Model FLOPs of one training step, counted from the config (2 FLOPs per multiply-add).
-
-    Notation: B batch, D hidden, e expansion, V vocab, K blocks (num_layers), T cycles,
-    n think steps, L = seq_len + P model positions (P = puzzle_emb_len when
-    puzzle_emb_dim > 0, else 0), and ``I(w) = swiglu_width(w, e)`` =
-    ceil_256(round(e * w * 2/3)) the hidden width of a SwiGLU over ``w`` features.
-
-    Matmuls of one block, forward: the token mixer's own count (``Mixer.flops(B)``, which
-    each mixer plugin states) and the channel SwiGLU over B·L rows of width D,
-    ``6BLD·I(D)``.
-
-    One reasoning-net call ``net = K · (mixer + channel)``. The heads run once per step:
-    ``heads = 2BLDV`` (the LM head reads all L positions, the prefix is dropped after)
-    ``+ 2BD·2`` (halting head on position 0).
-
-    - forward  = ``T(n+1) · net + heads`` (every think and act call of all T cycles);
-    - backward = ``2 · ((n+1) · net + heads)`` (only the last cycle's n+1 calls and the
-      heads carry gradient; a backward matmul costs twice its forward: input and weight
-      gradients);
-    - total = forward + backward.
-
-    Elementwise work (norms, SiLU, rotary, softmax, embeddings, loss, optimisers) is not
-    counted. A mixer whose ``flops`` returns None has no count (``ValueError``).
-
-    Returns:
-        ``{"mixer", "channel", "net_call", "heads", "forward", "backward", "total"}``
-        in FLOPs (mixer and channel per block per net call).
-    """
-    if not isinstance(config, ModelConfig):
-        config = structure(ModelConfig, config, where="model")
-    registry = registry or get_registry()
-    b, d, v = batch, config.hidden_size, config.vocab_size
-    length = config.total_len
-    with torch.device("meta"):  # shapes only: the mixer counts its own matmuls
-        mixer = registry.get("mixer", config.mixer)(config, length).flops(b)
-    if mixer is None:
-        raise ValueError(f"the {config.mixer} mixer does not count its FLOPs (Mixer.flops)")
-    channel = 6 * b * length * d * swiglu_width(d, config.expansion)
-    net = config.num_layers * (mixer + channel)
-    heads = 2 * b * length * d * v + 2 * b * d * 2
-    calls = config.think_steps + 1
-    forward = config.cycles * calls * net + heads
-    backward = 2 * (calls * net + heads)
-    return {
-        "mixer": mixer,
-        "channel": channel,
-        "net_call": net,
-        "heads": heads,
-        "forward": forward,
-        "backward": backward,
-        "total": forward + backward,
-    }
-
-
-# -- timing helpers ----------------------------------------------------------------------
 
 
 def _sync(device: torch.device) -> None:

@@ -227,6 +227,7 @@ def run_main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .config import ConfigError
     from .devices import resolve_device
+    from .flops import format_flops
     from .monitor import format_duration
     from .registry import get_registry
     from .run import device_setting, resolve
@@ -264,9 +265,10 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if result.run_dir is None or not result.trained:
         return 0
+    compute = "" if result.flops is None else f" ({format_flops(result.flops)} of training)"
     print(
         f"\ndone: step {result.step} of {result.total_steps} in "
-        f"{format_duration(result.seconds)}; final test metrics:"
+        f"{format_duration(result.seconds)}{compute}; final test metrics:"
     )
     _print_metrics(result.metrics)
     print(f"run folder:  {result.run_dir}")

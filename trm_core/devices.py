@@ -13,6 +13,9 @@ and nowhere else:
 - ``train.prefetch``: batches prepared on a background thread on CUDA, not on a
   CPU (:func:`auto_prefetch`).
 
+One choice is the device's, not a setting: float64, where the loss and metric sums
+use it, is float32 on a device without it (MPS; :func:`wide_float`).
+
 A task's default preset follows the device: its ``cpu`` preset unless the run
 is on CUDA. Tests pin all of these (the test suite fails any test that lets
 :func:`auto_device` or :func:`auto_dtype` decide without saying so).
@@ -108,6 +111,18 @@ def native_bfloat16(device: torch.device) -> bool:
         except (AttributeError, RuntimeError):  # a torch build without oneDNN
             return False
     return False
+
+
+#: Device types without float64 (Apple's MPS): there the stablemax loss and the
+#: trainer's metric sums run in float32 (docs/architecture.md#numerics).
+NO_FLOAT64 = {"mps"}
+
+
+def wide_float(device: torch.device | str) -> torch.dtype:
+    """The widest float ``device`` computes: float64, or float32 where it has none
+    (:data:`NO_FLOAT64`). The stablemax loss and the metric sums use it."""
+    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
+    return torch.float32 if kind in NO_FLOAT64 else torch.float64
 
 
 def auto_dtype(device: torch.device) -> str:

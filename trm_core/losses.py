@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .devices import wide_float
+
 IGNORE_LABEL = -100  # labels not to be scored, after collation
 
 
@@ -17,15 +19,17 @@ def log_stablemax(logits: Tensor) -> Tensor:
 
 
 def stablemax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Per-position stablemax cross-entropy in float64; 0 where labels are ignored.
+    """Per-position stablemax cross-entropy in float64 (float32 on a device without
+    float64, such as MPS: :func:`~trm_core.devices.wide_float`); 0 where labels are
+    ignored.
 
     Args:
         logits: [B, S, V]; labels: [B, S] with IGNORE_LABEL for unscored positions.
 
     Returns:
-        [B, S] float64.
+        [B, S] float64 (or float32).
     """
-    logprobs = log_stablemax(logits.double())
+    logprobs = log_stablemax(logits.to(wide_float(logits.device)))
     valid = labels != IGNORE_LABEL
     picked = logprobs.gather(-1, torch.where(valid, labels, 0).long().unsqueeze(-1)).squeeze(-1)
     return -torch.where(valid, picked, 0)

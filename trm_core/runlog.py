@@ -23,6 +23,7 @@ import numpy as np
 
 from .config import RunConfig, unstructure
 from .files import atomic_write_text
+from .flops import flops_per_step
 from .interfaces import Logger
 from .monitor import Progress, flatten
 from .registry import Registry, get_registry
@@ -81,6 +82,12 @@ class RunLog:
         self.history: list[dict[str, Any]] = []
         self._pending: tuple[dict[str, list[np.ndarray]], str | None, list] | None = None
         self._seen = (time.monotonic(), 0)  # (time, step) of the last training line
+        #: The model FLOPs of one training step (None: the mixer does not count them).
+        self.step_flops = flops_per_step(config, registry)
+
+    def train_flops(self, step: int) -> int | None:
+        """The model FLOPs of training up to ``step`` (every step costs the same)."""
+        return None if self.step_flops is None else step * self.step_flops
 
     def start(self, step: int, history: list[dict[str, Any]] | None = None) -> None:
         """The run begins at step 0, or resumes at ``step`` with the checkpoint's
@@ -105,6 +112,8 @@ class RunLog:
         now, (then, then_step) = time.monotonic(), self._seen
         examples = (step - then_step) * self.config.train.global_batch_size
         summary["examples_per_second"] = examples / max(1e-9, now - then)
+        if self.step_flops is not None:
+            summary["flops"] = float(self.train_flops(step))
         self._seen = (now, step)
         for logger in self.loggers:
             logger.scalars("train", summary, step)
@@ -124,6 +133,8 @@ class RunLog:
         the accuracy after each supervision step, and the strategy's ``(name, options,
         reports)``, whose tables are printed now. Published by :meth:`publish`."""
         record: dict[str, Any] = {"step": step, "metrics": metrics}
+        if self.step_flops is not None:
+            record["train_flops"] = self.train_flops(step)
         if by_step:
             record["exact_accuracy_by_steps"] = by_step
         name, reports = None, []

@@ -34,7 +34,13 @@ import torch
 from .checkpoint import check_state, read_checkpoint, save_checkpoint
 from .config import RunConfig, unstructure
 from .data import BatchFeed, RunData, TrainSampler
-from .devices import auto_compile, auto_prefetch, describe_os_error, out_of_memory
+from .devices import (
+    auto_compile,
+    auto_prefetch,
+    describe_os_error,
+    out_of_memory,
+    wide_float,
+)
 from .distributed import (
     World,
     all_gather_objects,
@@ -157,7 +163,8 @@ class MetricSums:
         self.steps = 0
 
     def add(self, metrics: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([metrics[name].double() for name in METRICS])
+        wide = wide_float(self.world.device)  # float64, or float32 where there is none
+        values = torch.stack([metrics[name].to(wide) for name in METRICS])
         self.totals = values if self.totals is None else self.totals + values
         self.steps += 1
 
@@ -236,7 +243,7 @@ class Trainer:
         # The first step whose loss was not finite (0: none yet) and that loss, kept on the
         # device and read only where the host reads anyway (log lines, evaluations).
         self._bad_step = torch.zeros((), dtype=torch.long, device=world.device)
-        self._bad_loss = torch.zeros((), dtype=torch.float64, device=world.device)
+        self._bad_loss = torch.zeros((), dtype=wide_float(world.device), device=world.device)
         self._saved_step: int | None = None  # the step of the checkpoint on disk
         self._phase = "training"  # what fit is doing, for an out-of-memory error
         writer = run_dir if world.is_main else None

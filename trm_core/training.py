@@ -63,6 +63,7 @@ class TrainResult:
     seconds: float  # training and evaluation, without the setup
     checkpoint: Path | None
     model_dir: Path | None  # the model folder written at the end (trm-export's)
+    flops: int | None = None  # the model FLOPs of training to ``step`` (None: not counted)
 
 
 def train(
@@ -164,7 +165,7 @@ def train(
             model_dir = write_model_folder(writer, trainer.step, data.folder, registry)
         return attrs.evolve(
             result, trained=True, step=trainer.step, metrics=metrics, seconds=seconds,
-            model_dir=model_dir,
+            model_dir=model_dir, flops=trainer.log.train_flops(trainer.step),
         )  # fmt: skip
 
 
