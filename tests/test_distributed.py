@@ -20,6 +20,7 @@ import socket
 import time
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -247,6 +248,31 @@ def test_two_processes_step_like_one_on_the_same_global_batch(tmp_path, trm_regi
         assert torch.equal(torch.cat([h[key] for h in halves]), whole[key]), key
     for key, value in whole["data"].items():
         assert torch.equal(torch.cat([h["data"][key] for h in halves]), value), key
+
+    # One process accumulating two micro-batches a step (train.accumulate=2) is the two
+    # ranks' computation: the same shares, halting, exploration draws and updates.
+    config = _config()
+    config = attrs.evolve(config, train=attrs.evolve(config.train, accumulate=2))
+    accumulated = _halting_early(Trainer(config, tiny_task.ReverseTask(), data_dir, World()))
+    assert [feed.sampler.local_batch_size for feed in accumulated.feeds] == [
+        config.train.global_batch_size // 2
+    ] * 2
+    for step in range(STEPS):
+        got = accumulated.train_step(measure=True)
+        assert torch.equal(torch.cat([c.halted for c in accumulated.carries]), halted[step])
+        assert got.keys() == summaries[step].keys()
+        for name, value in summaries[step].items():
+            assert got[name] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, name)
+    state = accumulated.state()
+    _assert_close(accumulated.model.state_dict(), ranks[0]["model"], "accumulated model")
+    _assert_close(accumulated.ema.state_dict(), ranks[0]["ema"], "accumulated ema")
+    assert state["sampler"] == [rank["sampler"] for rank in ranks]
+    assert len(state["carries"]) == 2
+    for mine, theirs in zip(state["carries"], halves, strict=True):
+        for key in ("y", "z"):
+            torch.testing.assert_close(mine[key], theirs[key], rtol=1e-4, atol=1e-4)
+        for key in ("steps", "halted"):
+            assert torch.equal(mine[key], theirs[key]), key
 
     # Only rank 0 wrote a run folder, holding one checkpoint with both ranks' carries.
     assert ranks[1]["written"] is None

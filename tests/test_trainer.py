@@ -121,20 +121,22 @@ def _final_state(run: Path) -> dict:
 
 
 @pytest.mark.device
-@pytest.mark.parametrize("prefetch", ["false", "true"])
-def test_resume_continues_exactly(reverse, tmp_path, capsys, device, prefetch):
+@pytest.mark.parametrize("prefetch, accumulate", [("false", 1), ("true", 1), ("false", 2)])
+def test_resume_continues_exactly(reverse, tmp_path, capsys, device, prefetch, accumulate):
     """N steps, then a resume to 2N, gives what 2N steps in one go give: on the CPU bit for
     bit (with batches made ahead on a thread or not); on CUDA within float noise (the
     sign-SGD sum of duplicate puzzle ids uses atomic adds there)."""
     common = ["--task", "reverse", "--preset", "cpu", "--device", device]
     common += ["--set", "train.steps=24", "--set", "eval.interval_steps=6"]
-    common += ["--set", f"train.prefetch={prefetch}"]
+    common += ["--set", f"train.prefetch={prefetch}", "--set", f"train.accumulate={accumulate}"]
     assert run_main([*common, "--out", str(tmp_path / "straight")]) == 0
     assert run_main([*common, "--out", str(tmp_path / "split"), "--max-steps", "12"]) == 0
     split_run = _only_run(tmp_path / "split")
     assert _final_state(split_run)["step"] == 12
     assert run_main(["--resume", str(split_run)]) == 0
-    assert "resumed at step 12 of 24" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resumed at step 12 of 24" in out
+    assert ("micro-batch: 16 examples per forward" in out) == (accumulate == 2)
 
     straight, resumed = _final_state(_only_run(tmp_path / "straight")), _final_state(split_run)
     assert resumed["step"] == straight["step"] == 24

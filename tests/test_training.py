@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
+import torch
 
 import trm_core
 from trm_core.cli import run_main
@@ -75,3 +77,33 @@ def test_the_training_flops_are_reported(reverse, capsys):
     assert history[-1]["train_flops"] == 4 * per_step
     assert f"({format_flops(4 * per_step)} of training)" in out
     assert format_flops(3.27e15) == "3.27 PFLOP" and format_flops(8.12e11) == "812 GFLOP"
+
+
+def test_a_batch_too_large_for_the_device_names_an_accumulate_that_fits(monkeypatch):
+    import trm_core.devices as devices
+
+    from . import tiny_task
+
+    config = tiny_task.run_config(train={"global_batch_size": 64})
+    examples, needed = devices.micro_batch(config)
+    assert examples == 64 and needed > 0
+    # Twice the memory is refused: 2/7 of the batch's fits, so micro-batches of 16.
+    monkeypatch.setattr(devices, "memory_of", lambda device: needed // 7)
+    line = devices.training_memory_problem(config, torch.device("cpu"))
+    assert "set train.accumulate=4 (micro-batches of 16 examples, the same training)" in line
+    halved = attrs.evolve(config, train=attrs.evolve(config.train, accumulate=4))
+    assert devices.micro_batch(halved)[0] == 16
+    assert devices.training_memory_problem(halved, torch.device("cpu")) is None
+    monkeypatch.setattr(devices, "memory_of", lambda device: 1)  # nothing fits
+    assert devices.training_memory_problem(config, torch.device("cpu")).endswith(
+        "; lower train.global_batch_size"
+    )
+
+
+def test_an_accumulate_that_does_not_divide_the_batch_is_one_line(reverse, capsys):
+    argv = ["--task", "reverse", "--preset", "cpu", "--device", "cpu", "--out", str(reverse)]
+    assert run_main([*argv, "--set", "train.accumulate=3"]) == 2
+    err = capsys.readouterr().err
+    assert "train.global_batch_size (32) must divide evenly over 1 process(es) x " in err
+    assert "train.accumulate 3" in err and len(err.splitlines()) == 1
+    assert not reverse.exists()  # refused before any data or run folder

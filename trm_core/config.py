@@ -531,6 +531,13 @@ class TrainConfig:
         "CPUs (where the thread takes cores from the step)",
         default=None,
     )
+    accumulate: int = doc(
+        "micro-batches per step on each device: one device runs the global batch as that "
+        "many shares, each with its own carry slots, as that many torchrun processes would "
+        "(the same computation: halting and exploration included)",
+        default=1,
+        validator=positive,
+    )
     log_interval: int = doc("steps between log lines", default=10, validator=positive)
 
 

@@ -27,6 +27,7 @@ import os
 import re
 from typing import Any
 
+import attrs
 import torch
 
 from .errors import DeviceError
@@ -197,23 +198,53 @@ def memory_of(device: torch.device) -> int | None:
     return None
 
 
+def micro_batch(config: Any, processes: int = 1) -> tuple[int, int]:
+    """``(examples, bytes)``: the examples one forward of ``config`` (a RunConfig) takes on
+    each device (the global batch over processes x ``train.accumulate``), and a rough
+    estimate of the activations a training step keeps for its backward pass (examples x
+    tokens x hidden_size x block passes of the last cycle)."""
+    model, train = config.model, config.train
+    examples = train.global_batch_size // (max(1, processes) * train.accumulate)
+    passes = (model.think_steps + 1) * model.num_layers
+    return examples, examples * model.total_len * model.hidden_size * passes * ACTIVATION_BYTES
+
+
 def training_memory_problem(config: Any, device: torch.device, processes: int = 1) -> str | None:
     """Why a training step of ``config`` (a RunConfig) cannot fit on ``device``, or None.
 
-    A rough estimate of the activations one step keeps for its backward pass (batch x
-    tokens x hidden_size x block passes of the last cycle); only a batch that needs
-    more than twice the device's whole memory is refused, before a step runs out of
-    memory (or a sampler spends an hour making its rows)."""
-    model, batch = config.model, config.train.global_batch_size // max(1, processes)
-    passes = (model.think_steps + 1) * model.num_layers
-    needed = batch * model.total_len * model.hidden_size * passes * ACTIVATION_BYTES
+    Only a micro-batch that needs more than twice the device's whole memory
+    (:func:`micro_batch`) is refused, before a step runs out of memory (or a sampler
+    spends an hour making its rows); the line names a ``train.accumulate`` that fits."""
+    model, train = config.model, config.train
+    batch, needed = micro_batch(config, processes)
     total = memory_of(device)
     if total is None or needed <= 2 * total:
         return None
-    return (
-        f"train.global_batch_size {config.train.global_batch_size} needs about "
-        f"{needed / 2**30:,.0f} GiB for one training step ({batch} examples x "
-        f"{model.total_len} tokens x hidden_size {model.hidden_size} x {passes} block passes, "
-        f"a rough estimate), but {device} has {total / 2**30:,.0f} GiB; lower "
-        "train.global_batch_size"
+    per_process = train.global_batch_size // max(1, processes)
+    fits = next(
+        (
+            n
+            for n in range(train.accumulate + 1, per_process + 1)
+            if per_process % n == 0
+            and micro_batch(_accumulating(config, n), processes)[1] <= 2 * total
+        ),
+        None,
     )
+    passes = (model.think_steps + 1) * model.num_layers
+    hint = (
+        f"; set train.accumulate={fits} (micro-batches of {per_process // fits} examples, the "
+        "same training) or lower train.global_batch_size"
+        if fits is not None
+        else "; lower train.global_batch_size"
+    )
+    return (
+        f"train.global_batch_size {train.global_batch_size} needs about "
+        f"{needed / 2**30:,.0f} GiB for one training step ({batch} examples per forward x "
+        f"{model.total_len} tokens x hidden_size {model.hidden_size} x {passes} block passes, "
+        f"a rough estimate), but {device} has {total / 2**30:,.0f} GiB{hint}"
+    )
+
+
+def _accumulating(config: Any, accumulate: int) -> Any:
+    """``config`` with ``train.accumulate`` set (for the memory estimate)."""
+    return attrs.evolve(config, train=attrs.evolve(config.train, accumulate=accumulate))

@@ -175,6 +175,9 @@ class SignSGDRows:
        written in place into ``embedding.weights``;
     4. drops ``last_ids`` / ``last_rows`` (and the gradient), so a second call is a no-op.
 
+    With gradient accumulation, :meth:`collect` after each micro-batch's backward keeps
+    its rows for the step, which updates them with the last micro-batch's.
+
     The learning rate is ``self.lr``, also reachable as ``param_groups[0]["lr"]`` (the
     same storage) so a schedule can treat this and :class:`AdamAtan2` alike.
     """
@@ -188,6 +191,7 @@ class SignSGDRows:
     ) -> None:
         self.embedding = embedding
         self.process_group = process_group
+        self._pending: list[tuple[Tensor, Tensor]] = []  # earlier micro-batches' (ids, grads)
         self.param_groups: list[dict[str, float]] = [
             {"lr": float(lr), "weight_decay": float(weight_decay)}
         ]
@@ -220,15 +224,34 @@ class SignSGDRows:
         return torch.cat(parts, dim=0)
 
     @torch.no_grad()
-    def step(self) -> None:
-        """Apply the update for the last training forward; no-op without a gradient."""
+    def collect(self) -> None:
+        """Keep the last training forward's rows and gradient for the next :meth:`step`,
+        so that another forward may run first (gradient accumulation: the micro-batches'
+        rows are then updated together, in micro-batch order, as ranks' are)."""
         emb = self.embedding
         rows = getattr(emb, "last_rows", None)
         if rows is None or rows.grad is None:
             return
+        ids = emb.last_ids.reshape(-1)
+        self._pending.append((ids, rows.grad.reshape(ids.numel(), -1)))
+        rows.grad = None
+        emb.last_ids, emb.last_rows = None, None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Apply the update for the training forwards since the last step (the last one,
+        and those :meth:`collect` kept); no-op without a gradient."""
+        emb = self.embedding
+        rows = getattr(emb, "last_rows", None)
+        parts, self._pending = self._pending, []
+        if rows is not None and rows.grad is not None:
+            ids = emb.last_ids.reshape(-1)
+            parts.append((ids, rows.grad.reshape(ids.numel(), -1)))
+        if not parts:
+            return
         weights: Tensor = emb.weights  # [num_ids, dim]
-        ids = emb.last_ids.reshape(-1).to(device=weights.device, dtype=torch.long)  # [B]
-        grads = rows.grad.reshape(ids.numel(), -1).to(weights.device, torch.float32)  # [B, dim]
+        ids = torch.cat([part[0] for part in parts]).to(weights.device, torch.long)  # [B]
+        grads = torch.cat([part[1] for part in parts]).to(weights.device, torch.float32)
         if self._world_size() > 1:
             ids, grads = self._gather(ids), self._gather(grads)  # [N = W*B], [N, dim]
         if ids.numel():
@@ -237,7 +260,8 @@ class SignSGDRows:
             new_rows = weights[target].float()  # [N, dim], a copy
             new_rows.mul_(1.0 - lr * wd).add_(torch.sign(update), alpha=-lr)
             weights.index_copy_(0, target, new_rows.to(weights.dtype))
-        rows.grad = None
+        if rows is not None:
+            rows.grad = None
         emb.last_ids, emb.last_rows = None, None
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -48,7 +48,7 @@ from .distributed import (
     all_reduce_sum,
     any_rank,
 )
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .evaluate import evaluate_splits
 from .files import remove_stale_temporaries
 from .interfaces import Strategy, Task
@@ -96,11 +96,12 @@ def training_step(
     grad_norm: bool = False,
 ) -> StepResult:
     """One training step: one supervision step forward with the carry, the ACT loss,
-    backward, the gradient sum over ranks, the optimisers' steps and ``zero_grad``.
+    backward (:func:`micro_step`), then the gradient sum over ranks, the optimisers'
+    steps and ``zero_grad`` (:func:`apply_gradients`).
 
     The one training step of the engine: :meth:`Trainer.train_step` (which adds the
-    learning-rate schedule, the finiteness record, metric sums and EMA) and
-    ``trm-bench`` (which times it on random batches) both call it.
+    learning-rate schedule, micro-batches, the finiteness record, metric sums and EMA)
+    and ``trm-bench`` (which times it on random batches) both call these.
 
     Args:
         model: trained in place (put in training mode).
@@ -111,6 +112,27 @@ def training_step(
         world: under torchrun the gradients are summed over its ranks.
         grad_norm: also return the gradients' global norm (after the sum over ranks).
     """
+    carry, total, metrics = micro_step(
+        model, carry, batch, batch_size=batch_size, loss=loss,
+        halt_loss_weight=halt_loss_weight, forward=forward,
+    )  # fmt: skip
+    norm = apply_gradients(model, optimizer, embedding_optimizers, world, grad_norm)
+    return StepResult(carry, total, metrics, norm)
+
+
+def micro_step(
+    model: TRMModel,
+    carry: Carry,
+    batch: Mapping[str, torch.Tensor],
+    *,
+    batch_size: int,
+    loss: str = "stablemax",
+    halt_loss_weight: float = 0.5,
+    forward: Callable[..., tuple[Carry, dict[str, torch.Tensor]]] | None = None,
+) -> tuple[Carry, torch.Tensor, dict[str, torch.Tensor]]:
+    """Forward one supervision step, the ACT loss and backward, the gradients added to
+    the parameters' (one rank's share, or one micro-batch): ``(carry, loss summed over
+    slots and detached, act_loss's counters)``."""
     model.train()
     carry, out = (model if forward is None else forward)(carry, batch)
     total, metrics = act_loss(
@@ -118,6 +140,18 @@ def training_step(
         loss=loss, halt_loss_weight=halt_loss_weight,
     )  # fmt: skip
     (total / batch_size).backward()
+    return carry, total.detach(), metrics
+
+
+def apply_gradients(
+    model: TRMModel,
+    optimizer: torch.optim.Optimizer,
+    embedding_optimizers: Sequence[SignSGDRows],
+    world: World | None = None,
+    grad_norm: bool = False,
+) -> torch.Tensor | None:
+    """The gradient sum over ranks, the optimisers' steps and ``zero_grad``; the
+    gradients' global norm (after the sum) when asked for."""
     if world is not None:
         all_reduce_gradients(model.parameters(), world)
     norm = None
@@ -129,7 +163,18 @@ def training_step(
         for rows in embedding_optimizers:
             rows.step()
         optimizer.zero_grad(set_to_none=True)
-    return StepResult(carry, total.detach(), metrics, norm)
+    return norm
+
+
+def check_shares(config: RunConfig, world: World) -> None:
+    """Refuse a global batch that does not split into the world's shares (processes x
+    ``train.accumulate``), naming both."""
+    train = config.train
+    if train.accumulate > 1 and train.global_batch_size % (world.size * train.accumulate):
+        raise ConfigError(
+            f"train.global_batch_size ({train.global_batch_size}) must divide evenly over "
+            f"{world.size} process(es) x train.accumulate {train.accumulate}"
+        )
 
 
 def steps_for(config: RunConfig, epoch_size: int) -> int:
@@ -209,21 +254,30 @@ class Trainer:
         self.task, self.world, self.run_dir = task, world, run_dir
         train = config.train
         self.data = data if isinstance(data, RunData) else RunData.read(data, task)
-        self.sampler = TrainSampler(
-            self.data.train, task, train.global_batch_size, config.data.augmentations,
-            seed=train.seed, rank=world.rank, world_size=world.size,
-        )  # fmt: skip
+        # The global batch in shares: train.accumulate micro-batches on each of the
+        # world's processes, share r*N+i of W*N for micro-batch i of rank r, each with
+        # its own sampler slice and carry slots, as W*N processes would have.
+        self.shares = (world.rank * train.accumulate, world.size * train.accumulate)
+        check_shares(config, world)
+        prefetch = auto_prefetch(world.device) if train.prefetch is None else train.prefetch
+        self.feeds = [  # batches on the device; with prefetch, made during the step
+            BatchFeed(
+                TrainSampler(
+                    self.data.train, task, train.global_batch_size, config.data.augmentations,
+                    seed=train.seed, rank=self.shares[0] + i, world_size=self.shares[1],
+                ),
+                world.device, background=prefetch,
+            )
+            for i in range(train.accumulate)
+        ]  # fmt: skip
+        self.carries: list[Carry | None] = [None] * train.accumulate
         self.total_steps = steps_for(config, self.sampler.epoch_size)
         self.eval_interval = eval_interval_for(config, self.sampler.epoch_size)
-        # Batches on the device; with prefetch, the next one is made during the step.
-        prefetch = auto_prefetch(world.device) if train.prefetch is None else train.prefetch
-        self.batches = BatchFeed(self.sampler, world.device, background=prefetch)
 
         # -- model: the same seed on every rank gives every rank the same weights --
         torch.manual_seed(train.seed)
-        self.model = TRMModel(
-            config.model, registry, world.device, data_parallel=(world.rank, world.size)
-        ).to(world.device)
+        self.model = TRMModel(config.model, registry, world.device, data_parallel=self.shares)
+        self.model.to(world.device)
         self.config = attrs.evolve(config, model=self.model.config)  # "auto" dtype resolved
         if strategy is None and config.strategy.get("name"):
             strategy = make_strategy(config.strategy, registry)
@@ -238,7 +292,6 @@ class Trainer:
         self.ema = EMA(self.model, rate=train.ema_rate) if train.ema else None
 
         self.step = 0
-        self.carry: Carry | None = None
         self.sums = MetricSums(self.config, world)
         # The first step whose loss was not finite (0: none yet) and that loss, kept on the
         # device and read only where the host reads anyway (log lines, evaluations).
@@ -255,6 +308,21 @@ class Trainer:
                     f"removed {len(removed)} temporary file(s) left by interrupted writes "
                     f"in {writer}"
                 )
+
+    @property
+    def sampler(self) -> TrainSampler:
+        """The (first micro-batch's) training sampler."""
+        return self.feeds[0].sampler
+
+    @property
+    def batches(self) -> BatchFeed:
+        """The (first micro-batch's) batch feed."""
+        return self.feeds[0]
+
+    @property
+    def carry(self) -> Carry | None:
+        """The (first micro-batch's) carry."""
+        return self.carries[0]
 
     # -- one training step ---------------------------------------------------------
 
@@ -283,28 +351,45 @@ class Trainer:
         TrainingError at the next measurement or evaluation, before any checkpoint).
         """
         train = self.config.train
-        batch = self.batches.next_batch()  # [B_local, S] each
-        if self.carry is None:
-            self.carry = self.model.initial_carry(batch)  # every slot starts halted
+        batches = [feed.next_batch() for feed in self.feeds]  # [B_local, S] each
         lr = self.set_learning_rate()
-        result = training_step(
-            self.model, self.carry, batch, self.optimizer, self.embedding_optimizers,
-            batch_size=train.global_batch_size, loss=train.loss,
-            halt_loss_weight=train.halt_loss_weight, forward=self.forward_model,
-            world=self.world, grad_norm=measure,
-        )  # fmt: skip
-        self.carry, loss = result.carry, result.loss
+        accumulating = len(self.feeds) > 1
+        draws = _rng_of(self.world.device) if accumulating else None
+        losses, counters = [], []
+        for i, batch in enumerate(batches):
+            if self.carries[i] is None:
+                self.carries[i] = self.model.initial_carry(batch)  # every slot starts halted
+            if accumulating:  # micro-batch i draws exploration as its share's process would
+                _set_rng_of(self.world.device, draws)
+                self.model.data_parallel = (self.shares[0] + i, self.shares[1])
+                if i:
+                    for rows in self.embedding_optimizers:
+                        rows.collect()  # the last micro-batch's rows, kept for the step
+            self.carries[i], loss, metrics = micro_step(
+                self.model, self.carries[i], batch, batch_size=train.global_batch_size,
+                loss=train.loss, halt_loss_weight=train.halt_loss_weight,
+                forward=self.forward_model,
+            )  # fmt: skip
+            losses.append(loss)
+            counters.append(metrics)
+        norm = apply_gradients(
+            self.model, self.optimizer, self.embedding_optimizers, self.world, measure
+        )
+        loss = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
         first_bad = ~torch.isfinite(loss) & (self._bad_step == 0)  # [] bool, on the device
         self._bad_step = torch.where(first_bad, self.step + 1, self._bad_step)
         self._bad_loss = torch.where(first_bad, loss, self._bad_loss)
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
-        self.sums.add(result.metrics)
+        self.sums.add(
+            counters[0] if len(counters) == 1
+            else {name: sum(c[name] for c in counters) for name in METRICS}
+        )  # fmt: skip
         if not measure:
             return None
         self.check_finite()
-        return {**self.sums.read(), "lr": lr, "grad_norm": float(result.grad_norm)}
+        return {**self.sums.read(), "lr": lr, "grad_norm": float(norm)}
 
     def check_finite(self) -> None:
         """Raise TrainingError if a loss so far was not finite, on any rank (a host sync,
@@ -368,7 +453,11 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly (besides the weights); under torchrun
         a collective (every rank's carry is gathered)."""
-        carry = None if self.carry is None else self.carry.state_dict()
+        mine = [carry.state_dict() for carry in self.carries if carry is not None]
+        carries = None
+        if mine:  # every process's micro-batch carries, in share order
+            carries = [c for shares in all_gather_objects(mine, self.world) for c in shares]
+        feeds = [feed.state_dict() for feed in self.feeds]
         return {
             "kind": "run",
             "step": self.step,
@@ -377,8 +466,8 @@ class Trainer:
             "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "embedding_optimizers": [o.state_dict() for o in self.embedding_optimizers],
-            "sampler": self.batches.state_dict(),  # after the batches trained on
-            "carries": None if carry is None else all_gather_objects(carry, self.world),
+            "sampler": feeds[0] if len(feeds) == 1 else feeds,  # after the batches trained on
+            "carries": carries,
             "history": self.log.history,
             "rng": rng_state(),
         }
@@ -409,17 +498,30 @@ class Trainer:
             self.embedding_optimizers, payload["embedding_optimizers"], strict=True
         ):
             optimizer.load_state_dict(state)
-        self.batches.load_state_dict(payload["sampler"])
+        samplers = payload["sampler"]
+        samplers = samplers if isinstance(samplers, list) else [samplers]
+        if len(samplers) != len(self.feeds):
+            raise CheckpointError(
+                f"{path} was trained with train.accumulate={len(samplers)}, this run has "
+                f"{len(self.feeds)}"
+            )
+        for feed, state in zip(self.feeds, samplers, strict=True):
+            feed.load_state_dict(state)
         self.step = self._saved_step = payload["step"]
         self.log.start(self.step, payload.get("history", []))
         carries = payload["carries"]
         if carries is not None:
-            if len(carries) != self.world.size:
+            first, shares = self.shares
+            if len(carries) != shares:
+                per = len(self.feeds)
                 raise CheckpointError(
-                    f"{path} was written by {len(carries)} processes; resume it with as many "
-                    f"(this run has {self.world.size})"
+                    f"{path} was written by {len(carries) // per} processes; resume it with "
+                    f"as many (this run has {self.world.size})"
                 )
-            self.carry = Carry.from_state(carries[self.world.rank], self.world.device)
+            self.carries = [
+                Carry.from_state(state, self.world.device)
+                for state in carries[first : first + len(self.feeds)]
+            ]
         set_rng_state(payload["rng"])
 
     # -- the loop ---------------------------------------------------------------------
@@ -473,7 +575,8 @@ class Trainer:
                 raise
             raise TrainingError(self._out_of_memory()) from error
         finally:
-            self.batches.close()  # the worker thread, when batches are made ahead
+            for feed in self.feeds:
+                feed.close()  # the worker thread, when batches are made ahead
             self.log.close()
         return final
 
@@ -554,3 +657,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+def _rng_of(device: torch.device) -> torch.Tensor:
+    """The state of the generator ``device``'s random draws come from."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _set_rng_of(device: torch.device, state: torch.Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)

@@ -27,7 +27,7 @@ import torch
 
 from .checkpoint import read_checkpoint
 from .config import RunConfig, unstructure
-from .devices import check_device_name, training_memory_problem
+from .devices import check_device_name, micro_batch, training_memory_problem
 from .distributed import init_world
 from .errors import CheckpointError, ConfigError
 from .export import export_model
@@ -47,7 +47,7 @@ from .run import (
     validate,
     write_config,
 )
-from .trainer import Trainer
+from .trainer import Trainer, check_shares
 
 
 @attrs.frozen
@@ -108,6 +108,7 @@ def train(
         check_device_name(device, key="--device")
         config = attrs.evolve(config, device=device)
     world = init_world(config.device)
+    check_shares(config, world)
     say = say if world.is_main else (lambda *args, **kwargs: None)
     with contextlib.ExitStack() as held:
         payload = None
@@ -219,6 +220,15 @@ def describe(trainer: Trainer) -> list[str]:
         f"train {len(trainer.data.train)} x {config.data.augmentations + 1} variants, "
         f"test {len(trainer.data.test)}"
     ]
+    examples, activations = micro_batch(config, trainer.world.size)
+    shares = trainer.world.size * config.train.accumulate
+    if shares > 1:
+        lines.append(
+            f"micro-batch: {examples} examples per forward on each device ("
+            f"{config.train.global_batch_size} over {trainer.world.size} process(es) x "
+            f"train.accumulate {config.train.accumulate}), about "
+            f"{activations / 2**30:,.2f} GiB of activations (a rough estimate)"
+        )
     lines += [f"note: {line}" for line in schedule_notes(config, trainer.total_steps)]
     for name, module in model.named_modules():
         if isinstance(module, PuzzleEmbedding):

@@ -325,9 +325,9 @@ def _fail_call(monkeypatch, owner, name: str, call: int, error: BaseException) -
 
 OOM_CASES = [
     # (what fails, its call that fails, the error, what the one line says)
-    ("training_step", 7, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+    ("micro_step", 7, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
      "out of memory while training step 7 with train.global_batch_size=8 (lower it)"),
-    ("training_step", 7, RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 bytes"),
+    ("micro_step", 7, RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 bytes"),
      "out of memory while training step 7 with train.global_batch_size=8"),
     ("evaluate_splits", 2, MemoryError(),
      "out of memory while evaluating at step 8 with eval.batch_size=16 (lower it)"),
@@ -348,7 +348,7 @@ def test_memory_running_out_names_the_batch_size_and_the_checkpoint_kept(
 
 
 def test_other_runtime_errors_are_left_as_they_are(trained, tmp_path, monkeypatch):
-    _fail_call(monkeypatch, trm_core.trainer, "training_step", 2, RuntimeError("a bug"))
+    _fail_call(monkeypatch, trm_core.trainer, "micro_step", 2, RuntimeError("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):
         run_main(_runs(tmp_path, "train.steps=4"))
 

@@ -484,7 +484,7 @@ def test_memory_running_out_mid_run_is_one_line(refused, run_with, monkeypatch, 
     def out_of_memory(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(trm_core.trainer, "training_step", out_of_memory)
+    monkeypatch.setattr(trm_core.trainer, "micro_step", out_of_memory)
     refused(run_main, run_with("--set", "train.steps=2"), "out of memory")
 
 
