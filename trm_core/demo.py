@@ -159,10 +159,10 @@ class Solver:
             )  # fmt: skip
             previous = prediction
 
-    def candidates(self, tokens: np.ndarray, name: str, count: int, seed: int = 0) -> Choice:
-        """Answer with the strategy ``name`` (``augment-vote`` with ``count`` copies,
-        ``rollouts`` with ``count`` trajectories): every candidate and the chosen one."""
-        from .strategies import check_strategy, make_strategy, select_by_halt, select_by_vote
+    def strategy(self, name: str, count: int, seed: int = 0) -> tuple[str, Any]:
+        """The strategy ``name`` with ``count`` (A copies or K trajectories), checked
+        against the task and model; DemoInputError saying why not."""
+        from .strategies import check_strategy, make_strategy
 
         option = STRATEGIES.get(name)
         if option is None:
@@ -170,7 +170,7 @@ class Solver:
                 f"unknown strategy {name!r} for candidates; choose "
                 + " or ".join(n for n, o in STRATEGIES.items() if o)
             )
-        if not 1 <= int(count) <= MAX_CANDIDATES:
+        if isinstance(count, bool) or not 1 <= int(count) <= MAX_CANDIDATES:
             raise DemoInputError(f"{option} must lie in 1..{MAX_CANDIDATES}, got {count}")
         try:
             name, strategy = make_strategy({"name": name, option: int(count), "seed": seed})
@@ -179,6 +179,14 @@ class Solver:
             raise DemoInputError(one_line(str(error))) from None
         if not hasattr(strategy, "candidates"):
             raise DemoInputError(f"the strategy {name!r} does not list its candidates")
+        return name, strategy
+
+    def candidates(self, tokens: np.ndarray, name: str, count: int, seed: int = 0) -> Choice:
+        """Answer with the strategy ``name`` (``augment-vote`` with ``count`` copies,
+        ``rollouts`` with ``count`` trajectories): every candidate and the chosen one."""
+        from .strategies import select_by_halt, select_by_vote
+
+        name, strategy = self.strategy(name, count, seed)
         began = time.perf_counter()
         with self.lock:
             self.loaded.model.eval()

@@ -65,8 +65,12 @@ def solve_events(solver, text: str, index: float, strategy: str, count: float):
         verdict_html,
     )
 
+    strategy = strategy or "unroll"
+    count = 1 if count is None else int(count)
     try:
-        _, tokens = solver.pick(text, int(index or 1) - 1)
+        _, tokens = solver.pick(text, (1 if index is None else int(index)) - 1)
+        if strategy != "unroll":
+            solver.strategy(strategy, count)  # a bad choice is refused before any work
     except DemoInputError as error:
         yield "", "", error_html(str(error))
         return
@@ -78,8 +82,8 @@ def solve_events(solver, text: str, index: float, strategy: str, count: float):
             yield steps_html(solver, steps), chart, '<div class="trm-working">solving...</div>'
         prediction = steps[-1].prediction
         extra = ""
-        if strategy and strategy != "unroll":
-            choice = solver.candidates(tokens, strategy, int(count or 1))
+        if strategy != "unroll":
+            choice = solver.candidates(tokens, strategy, count)
             prediction = choice.candidates[choice.chosen]
             extra = choice_html(solver, choice)
         verdict = verdict_html(solver.check(tokens, prediction), time.perf_counter() - began)
