@@ -279,7 +279,8 @@ class Task(ABC):
     - members with a default: ``configure``, ``read_puzzles``,
       ``training_example``, ``evaluate_predictions``, ``check_answer``,
       ``render_text`` (rows of token numbers), ``render_image`` (tokens as grey
-      levels) and ``data_version``.
+      levels), ``token_style`` (token numbers on grey levels, for ``trm-demo``)
+      and ``data_version``.
 
     Arrays below are numpy; a grid is [rows, cols] of tokens, a sequence [S].
     Stored splits keep tokens as uint8 (int32 when V > 256): cast before
@@ -472,6 +473,21 @@ class Task(ABC):
         grid = np.asarray(tokens).reshape(rows, cols)
         width = len(str(int(grid.max(initial=0))))
         return "\n".join(" ".join(f"{int(t):>{width}}" for t in row) for row in grid)
+
+    def token_style(self) -> list[tuple[str, str]]:
+        """How each token is drawn in a grid for people (``trm-demo``'s page).
+
+        Returns:
+            ``[(symbol, colour)]``, one per token 0..V-1: the text shown in the cell
+            (may be empty) and its background as a CSS colour (``#rrggbb``). Default:
+            the token's number on a grey level (PAD: empty, white).
+        """
+        top = max(self.vocab_size - 1, 1)
+        style = [("", "#ffffff")]
+        for token in range(1, self.vocab_size):
+            level = 245 - (110 * (token - 1)) // top  # light greys, dark text stays legible
+            style.append((str(token), f"#{level:02x}{level:02x}{level:02x}"))
+        return style
 
     def render_image(
         self, inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray

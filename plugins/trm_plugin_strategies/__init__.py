@@ -167,7 +167,10 @@ class Population(Strategy):
             seeds.append(None)
         return np.stack(made), seeds
 
-    def answer(self, model, task, batch, seed):
+    def candidates(self, model, task, batch, seed):
+        """Every candidate answer of each puzzle, in the puzzle's own frame, and its final
+        halt logit: ``(predictions [B, A*K, S], halt_logits [B, A*K])``, copy-major (the
+        K trajectories of the puzzle itself first). ``trm-demo`` shows them."""
         o = self.options
         inputs, ids = batch["inputs"], batch["puzzle_identifiers"]
         puzzles, length = inputs.shape
@@ -198,6 +201,14 @@ class Population(Strategy):
                         for t in range(k):
                             back[b, a, t] = task.inverse_augment(back[b, a, t], seeds[b][a])
             predictions = torch.from_numpy(back).to(inputs.device).view(puzzles, members, length)
+        return predictions, halts
+
+    def answer(self, model, task, batch, seed):
+        o = self.options
+        inputs = batch["inputs"]
+        puzzles, length = inputs.shape
+        copies, k = o.augmentations, o.k
+        predictions, halts = self.candidates(model, task, batch, seed)
         valid = rule_valid(task, inputs, predictions) if o.check and checks_answers(task) else None
 
         steps = o.steps or model.config.halt_max_steps

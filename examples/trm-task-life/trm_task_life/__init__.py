@@ -79,6 +79,10 @@ class LifeTask(Task):
     def render_text(self, tokens: np.ndarray) -> str:
         return board.to_text(tokens)
 
+    def token_style(self) -> list[tuple[str, str]]:
+        """PAD white, dead cells light, live cells dark (trm-demo draws boards with it)."""
+        return [("", "#ffffff"), ("", "#f4f4f4"), ("", "#202020")]
+
     def parse_puzzle(self, text: str) -> np.ndarray:
         """Rows of ``.`` (dead) and ``#`` (alive), one a line or separated by ``/``."""
         return board.parse(text, self.side)

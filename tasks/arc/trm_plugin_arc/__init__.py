@@ -34,7 +34,7 @@ from .grid import (
     to_text,
 )
 from .presets import PRESETS
-from .render import draw_task
+from .render import PALETTE, draw_task
 from .sources import ArcDataError, load_json, parse_tasks
 from .voting import Ranking, pass_at_k, rank, restored, submission, write_submission
 
@@ -229,6 +229,11 @@ class ArcTask(Task):
     def render_text(self, tokens: np.ndarray) -> str:
         """The grid at the canvas origin as rows of digits."""
         return to_text(crop(tokens))
+
+    def token_style(self) -> list[tuple[str, str]]:
+        """The ten ARC colours (tokens 2-11); PAD white, the end-of-grid marker light grey."""
+        colours = ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in PALETTE.tolist()]
+        return [("", "#ffffff"), ("", "#dddddd")] + [("", colour) for colour in colours]
 
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         """Input, prediction and target grids side by side, in the ARC palette."""

@@ -21,7 +21,7 @@ from .check import problems
 from .grid import VOCAB_SIZE, parse_maze, side_of, to_text
 from .paths import valid_paths
 from .presets import PRESETS
-from .render import draw_maze
+from .render import COLOURS, draw_maze
 from .sources import read_file
 
 #: The trm plugin contract this plugin is written for (see trm_core.PLUGIN_CONTRACT).
@@ -79,6 +79,14 @@ class MazeTask(Task):
 
     def render_text(self, tokens: np.ndarray) -> str:
         return to_text(tokens)
+
+    def token_style(self) -> list[tuple[str, str]]:
+        """Walls dark, open cells white, S green, G red, the path blue (as ``render_image``)."""
+        colour = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in COLOURS.items()}
+        return [
+            ("", "#ffffff"), ("", colour["wall"]), ("", colour["open"]),
+            ("S", colour["start"]), ("G", colour["goal"]), ("", colour["path"]),
+        ]  # fmt: skip
 
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         return draw_maze(inputs, prediction, target)

@@ -80,6 +80,10 @@ class SudokuTask(Task):
     def render_text(self, tokens: np.ndarray) -> str:
         return board(to_digits(tokens))
 
+    def token_style(self) -> list[tuple[str, str]]:
+        """PAD and blank cells empty, the digits 1-9 in black on white."""
+        return [("", "#ffffff"), ("", "#ffffff")] + [(str(d), "#ffffff") for d in range(1, 10)]
+
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         return draw_board(inputs, prediction, target)
 
