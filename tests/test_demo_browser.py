@@ -4,8 +4,9 @@ presses Solve, and finds the step grids and the verdict.
 The browser is the system's Chromium (Debian's ``chromium``), driven by Playwright with
 ``executable_path``: nothing is downloaded at test time. Without Chromium or Playwright
 the test is skipped, saying which is missing, unless ``TRM_REQUIRE_BROWSER=1`` (CI),
-which turns the skip into a failure. The test saves the screenshot the README shows,
-``docs/images/demo.png``, and checks the page asks nothing of any host but this one.
+which turns the skip into a failure. The test saves a screenshot (into the test's
+folder; with ``TRM_UPDATE_SCREENSHOT=1``, over ``docs/images/demo.png``, the one the
+README shows), and checks the page asks nothing of any host but this one.
 """
 
 from __future__ import annotations
@@ -80,7 +81,13 @@ def test_a_person_solves_a_sudoku_in_a_real_browser(tmp_path):
                 assert tab.locator("svg.trm-halt circle").count() == 4
                 print(f"\nfirst step on screen {first:.2f} s after Solve, all steps {every:.2f} s")
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(SCREENSHOT), full_page=True)
+                shot = (
+                    SCREENSHOT
+                    if os.environ.get("TRM_UPDATE_SCREENSHOT") == "1"
+                    else (tmp_path / "demo.png")
+                )
+                tab.screenshot(path=str(shot), full_page=True)
+                assert shot.stat().st_size > 10_000
 
                 # a malformed puzzle: the task's reason on the page, and the page still works
                 tab.locator("#trm-puzzle textarea").fill("53..7")
