@@ -23,14 +23,11 @@ stops as soon as the stream shows that the count is out of reach
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import math
 import os
 import random
 import sys
 import time
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache, partial
 
@@ -38,6 +35,7 @@ import attrs
 import numpy as np
 
 from trm_core import mix_seed
+from trm_core.taskkit import DRAWS_PER_ITEM, MIN_DRAWS, Shortfall, Supply, Verdict  # noqa: F401
 
 from .parallel import imap_chunks, map_chunks
 from .solver import UNITS, random_solution, solve
@@ -211,114 +209,7 @@ def disjoint(
 # -- distinct puzzles, and when there are not enough ---------------------------
 
 
-#: A stream may draw this many items per distinct item wanted (at least MIN_DRAWS):
-#: beyond, new ones are too rare to be worth the wait (a count of nearly all the
-#: distinct items there are takes some 10 draws each).
-DRAWS_PER_ITEM, MIN_DRAWS = 32, 1024
-
-
-@attrs.frozen
-class Verdict:
-    """Why a stream of candidates cannot give the count asked for.
-
-    ``kind``: ``none`` (no candidate was accepted at all), ``exhausted`` (no new
-    distinct item for a long while: the supply is used up) or ``short`` (at the
-    rate new items still come, the budget ends first).
-    """
-
-    kind: str
-    wanted: int  # distinct items asked for
-    found: int  # distinct items found
-    drawn: int  # items drawn (accepted), repeats included
-    cost: int  # what drawing them took (candidates, tries)
-    budget: int  # the most cost the stream may take
-    reach: int  # short: about how many distinct items the budget would give
-
-
-class Supply:
-    """Watches a deterministic stream of draws (in batches) for the signs that it cannot
-    give ``wanted`` distinct items within ``budget`` (candidates, tries...) and
-    ``DRAWS_PER_ITEM`` draws per item wanted (``MIN_DRAWS`` at least).
-
-    After each batch, :meth:`record` the items drawn, how many were new and the
-    cost; :meth:`verdict` is then None while the count is in reach. It judges on
-    the counts alone, so the same stream stops at the same batch wherever it runs:
-
-    - none: nothing drawn after ``empty`` cost;
-    - exhausted: no new item in the last half of the draws, that half at least
-      ``min_window`` draws and twice the items found;
-    - short: the draws left (by the budget, at the acceptance seen, leaning high)
-      are fewer than the items missing; or, from ``min_drawn`` draws, the new
-      items of each doubling of the draws, extrapolated until the budget or the
-      draws are spent, never reach the count. The last doubling's new items
-      (plus a margin) grow or shrink from one doubling to the next as they did
-      over the last three (the larger of two estimates, leaning high, at most
-      twice): a supply running out gives fewer each time, one far from it
-      (hardly a repeat) twice as many.
-
-    Memory: two integers per batch.
-    """
-
-    def __init__(
-        self, wanted: int, budget: int, empty: int, min_window: int, min_drawn: int
-    ) -> None:
-        self.wanted, self.budget, self.empty, self.min_window = wanted, budget, empty, min_window
-        self.min_drawn = min_drawn
-        self.drawn, self.found = array("q", [0]), array("q", [0])
-        self.cost = 0
-
-    def record(self, drawn: int, found: int, cost: int) -> None:
-        """One batch: ``drawn`` items, ``found`` of them new, at ``cost``."""
-        self.drawn.append(self.drawn[-1] + drawn)
-        self.found.append(self.found[-1] + found)
-        self.cost += cost
-
-    def _found_at(self, x: float) -> float:
-        i = bisect.bisect_right(self.drawn, x) - 1
-        if i + 1 >= len(self.drawn):
-            return float(self.found[-1])
-        x0, x1, y0, y1 = self.drawn[i], self.drawn[i + 1], self.found[i], self.found[i + 1]
-        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-
-    def verdict(self) -> Verdict | None:
-        n, y, wanted = self.drawn[-1], self.found[-1], self.wanted
-        if y >= wanted:
-            return None
-
-        def say(kind: str, reach: float = 0) -> Verdict:
-            return Verdict(kind, wanted, y, n, self.cost, self.budget, int(reach))
-
-        if n == 0:
-            return say("none") if self.cost >= self.empty else None
-        if y == self._found_at(n / 2) and n / 2 >= max(self.min_window, 2 * y):
-            return say("exhausted")
-        limit = self.budget * min(1.0, (n + 2 * math.sqrt(n) + 2) / self.cost)  # draws
-        limit = min(limit, max(MIN_DRAWS, DRAWS_PER_ITEM * wanted))
-        if y + max(0.0, limit - n) < wanted:
-            return say("short", y + max(0.0, limit - n))  # even if every draw were new
-        if n < self.min_drawn:
-            return None
-        half, quarter, eighth = (self._found_at(n / part) for part in (2, 4, 8))
-        last, before, earlier = y - half, half - quarter, quarter - eighth
-        growth = max(
-            (last + 1) / max(before, 1), math.sqrt((last + before + 1) / max(before + earlier, 1))
-        )
-        growth = 2.0 if last >= 0.9 * n / 2 else min(2.0, growth)  # hardly a repeat: far off
-        new = last + math.sqrt(last) + 1
-        reach, x = float(y), float(n)
-        while x < limit and reach < wanted:
-            new *= growth
-            reach += new * min(1.0, math.log2(limit / x))
-            x *= 2
-        return say("short", reach) if reach < wanted else None
-
-
-class Shortfall(ValueError):
-    """The generator stopped: its options cannot give the count asked for."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(f"{verdict.kind}: {verdict.found} of {verdict.wanted} found")
-        self.verdict = verdict
+# The supply of distinct items, judged: trm_core.taskkit.Supply (shared with Maze).
 
 
 def most_signatures(low: int, high: int) -> int:
