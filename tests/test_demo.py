@@ -165,6 +165,57 @@ def test_four_people_solving_at_once_each_get_their_own_answer(solver):
         assert drawn == [c.split("<")[0] for c in cells], f"user {i} got another answer"
 
 
+# -- typing a puzzle and the examples ------------------------------------------------------
+
+
+def test_a_sudoku_typed_cell_by_cell_is_its_text_and_back(solver):
+    from trm_core.demo_app import text_events, typed_events
+
+    assert solver.typed
+    cells = solver.cells(EASY)
+    assert len(cells) == 9 and all(len(row) == 9 for row in cells)
+    assert [c or "." for row in cells for c in row] == list(EASY)
+    assert solver.typed_text(cells) == EASY
+    cells[0][1] = " 4 "  # as typed: spaces around a digit are fine
+    assert solver.typed_text(cells)[1] == "4"
+    assert typed_events(solver, cells)[1] == ""
+    cells[2][3] = "x"
+    with pytest.raises(DemoInputError, match=r"^row 3, column 4: 'x' is not a digit 1-9$"):
+        solver.typed_text(cells)
+    _, verdict = typed_events(solver, cells)
+    assert "trm-error" in verdict and "row 3, column 4" in verdict
+    with pytest.raises(DemoInputError, match="must be 9x9"):
+        solver.typed_text(cells[:8])
+    assert text_events(solver, EASY, 1) == solver.cells(EASY)
+    assert not isinstance(text_events(solver, "53..", 1), list)  # not a puzzle: grid kept
+
+
+@pytest.mark.parametrize("name", ["sudoku", "maze", "arc", "life"])
+def test_every_task_offers_example_puzzles_it_reads(name):
+    task = trm_core.get_registry().get("task", name)()
+    preset = task.presets()["cpu" if "cpu" in task.presets() else next(iter(task.presets()))]
+    task.configure(preset.get("data", {}).get("options", {}))
+    examples = task.example_puzzles()
+    assert len(examples) >= 2 and len({n for n, _ in examples}) == len(examples)
+    rows, cols = task.grid_shape
+    for _, text in examples:
+        [(_, tokens), *_] = task.read_puzzles(text, "example")
+        assert np.asarray(tokens).shape == (rows * cols,)
+    assert task.example_puzzles() == examples  # the same every time
+
+
+def test_the_page_opens_on_the_first_example(solver):
+    from trm_core.demo_app import build_page
+
+    examples = solver.examples()
+    assert [n for n, _ in examples][:2] == ["easy #1 (45 givens)", "easy #2 (45 givens)"]
+    page = build_page(solver, examples)
+    values = [getattr(block, "value", None) for block in page.blocks.values()]
+    assert examples[0][1] in values and examples[0][0] in values
+    assert solver.cells(examples[0][1]) in [v.get("data") if isinstance(v, dict) else v
+                                            for v in values]  # fmt: skip
+
+
 # -- strategies --------------------------------------------------------------------------
 
 

@@ -7,11 +7,15 @@ the test is skipped, saying which is missing, unless ``TRM_REQUIRE_BROWSER=1`` (
 which turns the skip into a failure. The test saves a screenshot (into the test's
 folder; with ``TRM_UPDATE_SCREENSHOT=1``, over ``docs/images/demo.png``, the one the
 README shows), and checks the page asks nothing of any host but this one.
+
+The model is a tiny one trained in a second; ``TRM_DEMO_MODEL=FOLDER`` serves a trained
+Sudoku model instead (the README's screenshot comes from the ``cpu`` preset's model).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import trm_core
 from trm_core.demo_app import serve
 
 from . import tiny_sudoku
@@ -50,11 +55,21 @@ def chromium() -> str:
     return found
 
 
+def typed(tab) -> str:
+    """The page's 9x9 grid as an 81-character puzzle."""
+    where = '#trm-cells [data-testid="cell-{}-{}"] span[data-editable]'
+    cells = [
+        tab.locator(where.format(r, c)).inner_text().strip() for r in range(9) for c in range(9)
+    ]
+    return "".join(text or "." for text in cells)
+
+
 def test_a_person_solves_a_sudoku_in_a_real_browser(tmp_path):
     executable = chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
-    model = tiny_sudoku.train(tmp_path)
+    model = os.environ.get("TRM_DEMO_MODEL") or tiny_sudoku.train(tmp_path)
+    total = trm_core.load_model(model).model.config.halt_max_steps
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -69,16 +84,32 @@ def test_a_person_solves_a_sudoku_in_a_real_browser(tmp_path):
                 tab.on("request", lambda request: requests.append(request.url))
                 tab.goto(here + "/", wait_until="networkidle")
                 assert "trm-demo: sudoku" in tab.title()
-                tab.locator("#trm-puzzle textarea").fill(tiny_sudoku.EASY)
+                text = tab.locator("#trm-puzzle textarea")
+                assert len(text.input_value()) == 81  # the page opens on an example
+                assert tab.locator("#trm-examples").count() == 1
+
+                # typing a digit into the 9x9 grid spells the text
+                blank = text.input_value().index(".")
+                row, col = divmod(blank, 9)
+                tab.locator(f'#trm-cells [data-testid="cell-{row}-{col}"]').dblclick()
+                tab.keyboard.type("5")
+                tab.keyboard.press("Enter")
+                expect(text).to_have_value(re.compile(f"^.{{{blank}}}5"), timeout=15_000)
+                # a pasted puzzle fills the grid
+                text.fill(tiny_sudoku.EASY)
+                deadline = time.monotonic() + 15
+                while typed(tab) != tiny_sudoku.EASY and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert typed(tab) == tiny_sudoku.EASY
                 began = time.perf_counter()
                 tab.locator("#trm-solve").click()
                 tab.locator(".trm-step").first.wait_for(timeout=30_000)
                 first = time.perf_counter() - began
                 tab.locator(".trm-verdict").wait_for(timeout=30_000)
                 every = time.perf_counter() - began
-                assert tab.locator(".trm-step").count() == 4 >= 2
+                assert tab.locator(".trm-step").count() == total >= 2
                 assert "answered in" in tab.locator(".trm-verdict").inner_text()
-                assert tab.locator("svg.trm-halt circle").count() == 4
+                assert tab.locator("svg.trm-halt circle").count() == total
                 print(f"\nfirst step on screen {first:.2f} s after Solve, all steps {every:.2f} s")
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 shot = (

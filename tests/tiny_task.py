@@ -119,6 +119,12 @@ class ReverseTask(Task):
             raise ValueError(f"expected {LENGTH} digits 0-4, got {text!r}")
         return np.array([int(ch) + 1 for ch in text])
 
+    def typed_puzzle(self, cells: list[list[str]]) -> str:
+        for column, cell in enumerate(cells[0], start=1):
+            if cell.strip() not in ("", *"01234"):
+                raise ValueError(f"row 1, column {column}: {cell!r} is not a digit 0-4")
+        return "".join(cell.strip() or "0" for cell in cells[0])
+
     def read_data(self, path: Path) -> trm_core.Split:
         """A ``.rev`` file: a row of digits 0-4 a line; the answer is the row reversed."""
         path = Path(path)

@@ -118,6 +118,42 @@ class Solver:
             )
         return puzzles[index]
 
+    @property
+    def typed(self) -> bool:
+        """Whether the task reads a puzzle typed cell by cell (``Task.typed_puzzle``)."""
+        return self.task.supports("typed_puzzle")
+
+    def examples(self) -> list[tuple[str, str]]:
+        """The task's own example puzzles (``Task.example_puzzles``) that this model
+        reads; an example it cannot read is left out."""
+        found = []
+        for name, text in self.task.example_puzzles():
+            try:
+                self.read(text)
+            except DemoInputError:
+                continue
+            found.append((str(name), text))
+        return found
+
+    def typed_text(self, cells: Sequence[Sequence[Any]]) -> str:
+        """The puzzle text of a grid typed cell by cell, or DemoInputError saying why not."""
+        rows, cols = self.task.grid_shape
+        cells = [["" if c is None else str(c) for c in row] for row in cells]
+        if len(cells) != rows or any(len(row) != cols for row in cells):
+            raise DemoInputError(f"the typed grid must be {rows}x{cols}")
+        try:
+            return self.task.typed_puzzle(cells)
+        except ValueError as error:
+            raise DemoInputError(one_line(str(error))) from None
+
+    def cells(self, text: str, index: int = 0) -> list[list[str]]:
+        """The ``index``-th puzzle of ``text`` as the grid's cells (the tokens' symbols),
+        to fill the typed grid; DemoInputError when the text is not a puzzle."""
+        _, tokens = self.pick(text, index)
+        rows, cols = self.task.grid_shape
+        symbols = [self.style[int(t)][0] for t in np.asarray(tokens)]
+        return [symbols[r * cols : (r + 1) * cols] for r in range(rows)]
+
     def _batch(self, tokens: np.ndarray, copies: int = 1) -> dict[str, torch.Tensor]:
         device = self.loaded.device
         inputs = torch.as_tensor(np.asarray(tokens, dtype=np.int64), device=device)

@@ -31,7 +31,7 @@ from trm_core.command import Parser, fail, guarded, named, run
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 INSTALL = "pip install 'trm-core[demo]'"
-CSS = ".trm-grid{margin:0}.trm-grid figcaption{font-size:12px}"
+CSS = ".trm-grid{margin:0}.trm-grid figcaption{font-size:12px}#trm-cells{max-width:460px}"
 
 
 def gradio() -> Any:
@@ -96,13 +96,39 @@ def solve_events(solver, text: str, index: float, strategy: str, count: float):
     yield steps_html(solver, steps), halt_chart([s.halt for s in steps], total), verdict + extra
 
 
+def typed_events(solver, cells):
+    """The typed grid's edit: ``(text, verdict)``, the puzzle text the grid spells, or the
+    text left as it is and the reason in the verdict."""
+    from trm_core.demo import DemoInputError, error_html
+
+    gr = gradio()
+    try:
+        return solver.typed_text(cells), ""
+    except DemoInputError as error:
+        return gr.update(), error_html(str(error))
+
+
+def text_events(solver, text, index):
+    """The text box's edit: the typed grid filled from the text, or left as it is when the
+    text is not (yet) a puzzle."""
+    from trm_core.demo import DemoInputError
+
+    try:
+        return solver.cells(text, (1 if index is None else int(index)) - 1)
+    except DemoInputError:
+        return gradio().update()
+
+
 def build_page(solver, examples: list[tuple[str, str]] | None = None) -> Any:
-    """The Gradio Blocks page of ``solver`` (a :class:`trm_core.demo.Solver`)."""
+    """The Gradio Blocks page of ``solver`` (a :class:`trm_core.demo.Solver`); ``examples``
+    (``[(name, text)]``) are offered in a list, the first one shown when the page opens."""
     from trm_core.demo import MAX_CANDIDATES, STRATEGIES
 
     gr = gradio()
     loaded = solver.loaded
     rows, cols = solver.task.grid_shape
+    examples = list(examples or [])
+    first = examples[0] if examples else ("", "")
     with gr.Blocks(title=f"trm-demo: {solver.name}", analytics_enabled=False) as page:
         gr.Markdown(
             f"# trm-demo: {solver.name}\n"
@@ -115,11 +141,25 @@ def build_page(solver, examples: list[tuple[str, str]] | None = None) -> Any:
             with gr.Column(scale=2):
                 if examples:
                     pick = gr.Dropdown(
-                        [name for name, _ in examples], label="example puzzles", value=None
-                    )
+                        [name for name, _ in examples], label="example puzzles",
+                        value=first[0], elem_id="trm-examples",
+                    )  # fmt: skip
+                if solver.typed:
+                    try:
+                        start = solver.cells(first[1]) if first[1] else None
+                    except ValueError:
+                        start = None
+                    grid = gr.Dataframe(
+                        start or [[""] * cols for _ in range(rows)],
+                        headers=[str(c) for c in range(1, cols + 1)], row_count=rows,
+                        column_count=cols, datatype="str", type="array", interactive=True,
+                        label="type the puzzle, a symbol a cell (the text below follows)",
+                        elem_id="trm-cells", max_height=520,
+                    )  # fmt: skip
                 text = gr.Textbox(
-                    label=f"puzzle ({solver.name}'s text format)", lines=8, max_lines=30,
-                    elem_id="trm-puzzle",
+                    first[1], label=f"or paste it ({solver.name}'s text format)",
+                    lines=2 if solver.typed else 8,
+                    max_lines=30, elem_id="trm-puzzle",
                 )  # fmt: skip
                 index = gr.Number(
                     value=1, precision=0, minimum=1, label="which puzzle of the text (an "
@@ -140,7 +180,12 @@ def build_page(solver, examples: list[tuple[str, str]] | None = None) -> Any:
         steps = gr.HTML(elem_id="trm-steps")
         if examples:
             chosen = dict(examples)
-            pick.change(lambda name: chosen.get(name, ""), pick, text)
+            pick.input(lambda name: chosen.get(name, ""), pick, text)
+        if solver.typed:
+            # Each fills the other: typing a cell spells the text (``input``: a person's
+            # edits only); a paste, or an example picked, fills the grid (``change``).
+            grid.input(lambda cells: typed_events(solver, cells), grid, [text, verdict])
+            text.change(lambda t, i: text_events(solver, t, i), [text, index], grid)
         solve.click(
             lambda *a: (yield from solve_events(solver, *a)),
             [text, index, strategy, count], [steps, chart, verdict],
@@ -181,7 +226,7 @@ def serve(
     gr = gradio()
     loaded = trm_core.load_model(source, device=device)
     solver = Solver(loaded)
-    page = build_page(solver, read_examples(loaded.task, examples))
+    page = build_page(solver, read_examples(loaded.task, examples) + solver.examples())
     page.queue(default_concurrency_limit=4)
     page.launch(
         server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,

@@ -261,6 +261,7 @@ CAPABILITIES = (
     "export_state",
     "import_state",
     "source_files",
+    "typed_puzzle",
 )
 
 
@@ -279,8 +280,8 @@ class Task(ABC):
     - members with a default: ``configure``, ``read_puzzles``,
       ``training_example``, ``evaluate_predictions``, ``check_answer``,
       ``render_text`` (rows of token numbers), ``render_image`` (tokens as grey
-      levels), ``token_style`` (token numbers on grey levels, for ``trm-demo``)
-      and ``data_version``.
+      levels), ``token_style`` (token numbers on grey levels, for ``trm-demo``),
+      ``example_puzzles`` (none) and ``data_version``.
 
     Arrays below are numpy; a grid is [rows, cols] of tokens, a sequence [S].
     Stored splits keep tokens as uint8 (int32 when V > 256): cast before
@@ -426,6 +427,20 @@ class Task(ABC):
         path (relative ones against the working folder)."""
         raise NotImplementedError(self._lacks("source_files"))
 
+    def typed_puzzle(self, cells: list[list[str]]) -> str:
+        """Capability: a puzzle typed cell by cell as the task's puzzle text (what
+        :meth:`read_puzzles` reads). With it, ``trm-demo``'s page offers a grid of
+        ``grid_shape`` to type into beside the text box.
+
+        Args:
+            cells: ``grid_shape`` rows of the cells' texts, ``""`` for a cell left empty;
+                each as typed, so it may hold spaces or several characters.
+
+        Raises ValueError naming the first cell (row and column, from 1) that is not one
+        of the task's symbols.
+        """
+        raise NotImplementedError(self._lacks("typed_puzzle"))
+
     @classmethod
     def supports(cls, capability: str) -> bool:
         """Whether this task class implements the optional ``capability``
@@ -488,6 +503,16 @@ class Task(ABC):
             level = 245 - (110 * (token - 1)) // top  # light greys, dark text stays legible
             style.append((str(token), f"#{level:02x}{level:02x}{level:02x}"))
         return style
+
+    def example_puzzles(self) -> list[tuple[str, str]]:
+        """A few puzzles for people to try (``trm-demo`` offers them on its page).
+
+        Returns:
+            ``[(name, text)]``: each a short name and one puzzle in the task's own text
+            format (what :meth:`read_puzzles` reads), of the configured grid shape, made
+            without the network or files. Default: none.
+        """
+        return []
 
     def render_image(
         self, inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray

@@ -83,6 +83,23 @@ class LifeTask(Task):
         """PAD white, dead cells light, live cells dark (trm-demo draws boards with it)."""
         return [("", "#ffffff"), ("", "#f4f4f4"), ("", "#202020")]
 
+    def example_puzzles(self) -> list[tuple[str, str]]:
+        """A glider, a blinker and a random board, of the configured side."""
+        side = self.side
+        shapes = {
+            "glider": [(0, 1), (1, 2), (2, 0), (2, 1), (2, 2)],
+            "blinker": [(1, 0), (1, 1), (1, 2)],
+        }
+        made = []
+        for name, cells in shapes.items():
+            grid = np.full((side, side), board.DEAD)
+            for r, c in cells:
+                grid[r % side, c % side] = board.ALIVE
+            made.append((name, board.to_text(grid.reshape(-1))))
+        alive = np.random.default_rng(0).random((side, side)) < 0.35
+        made.append(("random", board.to_text(np.where(alive, board.ALIVE, board.DEAD).reshape(-1))))
+        return made
+
     def parse_puzzle(self, text: str) -> np.ndarray:
         """Rows of ``.`` (dead) and ``#`` (alive), one a line or separated by ``/``."""
         return board.parse(text, self.side)

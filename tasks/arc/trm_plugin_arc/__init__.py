@@ -12,6 +12,8 @@ data they were built from (:mod:`trm_plugin_arc.model_state`).
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -240,6 +242,11 @@ class ArcTask(Task):
         target_grid = decode(target) if np.asarray(target).any() else None
         return draw_task([], decode(inputs), crop(prediction), target_grid)
 
+    def example_puzzles(self) -> list[tuple[str, str]]:
+        """Two small made-up tasks as ARC JSON (the same every time): mirror each row,
+        and recolour one colour; three demonstrations and one test input each."""
+        return list(_examples())
+
     def parse_puzzle(self, text: str) -> np.ndarray:
         """A test input typed as rows of digits 0-9, placed at the canvas origin."""
         try:
@@ -265,6 +272,25 @@ class ArcTask(Task):
             ]
         except (ArcDataError, GridError) as error:
             raise ValueError(str(error)) from None
+
+
+@functools.cache
+def _examples() -> tuple[tuple[str, str], ...]:
+    rng = np.random.default_rng(0)
+    rules = {
+        "mirror each row": lambda grid: grid[:, ::-1],
+        "recolour blue to red": lambda grid: np.where(grid == 1, 2, grid),
+    }
+    made = []
+    for name, rule in rules.items():
+        pairs = []
+        for _ in range(4):
+            rows, cols = rng.integers(3, 7, size=2)
+            grid = rng.choice([0, 1, 3, 4], size=(rows, cols), p=[0.5, 0.3, 0.1, 0.1])
+            pairs.append({"input": grid.tolist(), "output": rule(grid).tolist()})
+        task = {"train": pairs[:3], "test": pairs[3:]}
+        made.append((name, json.dumps(task)))
+    return tuple(made)
 
 
 def _size_accuracy(crops: list[np.ndarray | None], labels: np.ndarray) -> dict[str, float]:

@@ -8,6 +8,7 @@ files and the Hugging Face Hub (see :mod:`trm_plugin_maze.dataset`);
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,11 @@ class MazeTask(Task):
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         return draw_maze(inputs, prediction, target)
 
+    def example_puzzles(self) -> list[tuple[str, str]]:
+        """Four generated mazes of the configured side (the same every time): two with a
+        shorter shortest path and two with a longer one."""
+        return list(_examples(self.side))
+
     def parse_puzzle(self, text: str) -> np.ndarray:
         tokens = parse_maze(text)
         side = side_of(len(tokens))
@@ -138,6 +144,20 @@ class MazeTask(Task):
     def check_answer(self, inputs: np.ndarray, prediction: np.ndarray) -> list[str]:
         """Changed cells, path cells on walls, a path that breaks or is not the shortest."""
         return problems(inputs, prediction)
+
+
+@functools.cache
+def _examples(side: int) -> tuple[tuple[str, str], ...]:
+    from .generate import MazeSpec, default_min_length, generate, longest_path
+
+    longer = max(1, min(default_min_length(side), longest_path(side) // 2))
+    made = []
+    for kind, least in (("shorter", max(1, longer // 2)), ("longer", longer)):
+        puzzles, _, lengths, _ = generate(MazeSpec(side=side, min_length=least), 2, 1, workers=1)
+        for number, (puzzle, length) in enumerate(zip(puzzles, lengths, strict=True), 1):
+            text = to_text(puzzle).replace(" ", ".")  # open cells survive an editor's trim
+            made.append((f"{kind} #{number} ({int(length)} moves)", text))
+    return tuple(made)
 
 
 @hookimpl

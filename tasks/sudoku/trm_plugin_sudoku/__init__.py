@@ -8,6 +8,7 @@ Hugging Face Hub, or plain puzzle lists (see :mod:`trm_plugin_sudoku.dataset`);
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,28 @@ class SudokuTask(Task):
     def render_image(self, inputs, prediction, target) -> np.ndarray:
         return draw_board(inputs, prediction, target)
 
+    def typed_puzzle(self, cells: list[list[str]]) -> str:
+        """A 9x9 grid typed cell by cell (a digit 1-9; empty, ``.`` or ``0`` blank) as
+        one 81-character line."""
+        digits = []
+        for r, row in enumerate(cells, start=1):
+            for c, cell in enumerate(row, start=1):
+                cell = str(cell).strip()
+                if cell in ("", ".", "0"):
+                    digits.append(".")
+                elif len(cell) == 1 and cell in "123456789":
+                    digits.append(cell)
+                else:
+                    raise ValueError(f"row {r}, column {c}: {cell!r} is not a digit 1-9")
+        if len(digits) != 81:
+            raise ValueError(f"a Sudoku grid has 9 rows of 9 cells, got {len(digits)} cells")
+        return "".join(digits)
+
+    def example_puzzles(self) -> list[tuple[str, str]]:
+        """Four generated puzzles (the same every time): two like the ``cpu`` preset's
+        (40-45 givens) and two like its hard set (26-30)."""
+        return list(_examples())
+
     def parse_puzzle(self, text: str) -> np.ndarray:
         """An 81-character puzzle; refused when its givens repeat a digit in a unit."""
         digits = parse_line(text)
@@ -128,6 +151,19 @@ class SudokuTask(Task):
         """Blanks left, givens changed, digits repeated in a row, column or box; first of
         all, the puzzle's own fault when it has one (repeated givens, no solution)."""
         return check(to_digits(inputs).tolist(), to_digits(prediction).tolist())
+
+
+@functools.cache
+def _examples() -> tuple[tuple[str, str], ...]:
+    from .generate import PuzzleSpec, generate_one
+
+    made = []
+    for kind, givens in (("easy", (40, 45)), ("hard", (26, 30))):
+        for number in (1, 2):
+            puzzle = generate_one(PuzzleSpec(givens=givens, minimal=False), number).puzzle
+            text = "".join(str(d) if d else "." for d in puzzle)
+            made.append((f"{kind} #{number} ({81 - text.count('.')} givens)", text))
+    return tuple(made)
 
 
 @hookimpl
