@@ -120,15 +120,30 @@ def _final_state(run: Path) -> dict:
     return trm_core.read_checkpoint(run / "checkpoints" / "last.pt")
 
 
+# A depth curriculum whose stages end at steps 6 and 18 (the resume at 12 falls in the
+# second), with decaying supervision weights.
+LEVERS = ["train.curriculum.a.until=0.25", "train.curriculum.a.think_steps=1",
+          "train.curriculum.a.halt_max_steps=2", "train.curriculum.b.until=0.75",
+          "train.curriculum.b.cycles=2", "train.supervision_decay=0.7"]  # fmt: skip
+
+
 @pytest.mark.device
-@pytest.mark.parametrize("prefetch, accumulate", [("false", 1), ("true", 1), ("false", 2)])
-def test_resume_continues_exactly(reverse, tmp_path, capsys, device, prefetch, accumulate):
+@pytest.mark.parametrize(
+    "prefetch, accumulate, levers",
+    [("false", 1, []), ("true", 1, []), ("false", 2, []), ("false", 1, LEVERS),
+     ("false", 1, ["train.optimizer=muon", "train.muon_lr_scale=0.5"])],
+    ids=["plain", "prefetch", "accumulate", "curriculum", "muon"],
+)  # fmt: skip
+def test_resume_continues_exactly(reverse, tmp_path, capsys, device, prefetch, accumulate, levers):
     """N steps, then a resume to 2N, gives what 2N steps in one go give: on the CPU bit for
-    bit (with batches made ahead on a thread or not); on CUDA within float noise (the
-    sign-SGD sum of duplicate puzzle ids uses atomic adds there)."""
+    bit (with batches made ahead on a thread or not, in micro-batches, under a depth
+    curriculum, with Muon); on CUDA within float noise (the sign-SGD sum of duplicate
+    puzzle ids uses atomic adds there)."""
     common = ["--task", "reverse", "--preset", "cpu", "--device", device]
     common += ["--set", "train.steps=24", "--set", "eval.interval_steps=6"]
     common += ["--set", f"train.prefetch={prefetch}", "--set", f"train.accumulate={accumulate}"]
+    for setting in levers:
+        common += ["--set", setting]
     assert run_main([*common, "--out", str(tmp_path / "straight")]) == 0
     assert run_main([*common, "--out", str(tmp_path / "split"), "--max-steps", "12"]) == 0
     split_run = _only_run(tmp_path / "split")

@@ -465,6 +465,48 @@ class DataConfig:
     )
 
 
+def _fraction(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not 0.0 < value <= 1.0:
+        raise FieldError(attribute.name, f"must be within (0, 1], got {value!r}")
+
+
+@attrs.define(kw_only=True)
+class CurriculumStage:
+    """One stage of ``train.curriculum``: the model's depth until a fraction of training.
+
+    Every step before ``until`` x the run's steps (and after the stage before) trains
+    with these values in place of the model's own; an absent value keeps the model's.
+    Evaluation, checkpoints and the model folder always use the model's own values.
+    """
+
+    until: float | None = doc(
+        "the stage holds until this fraction of the run's steps, in (0, 1] (required)",
+        default=None, converter=attrs.converters.optional(float),
+        validator=attrs.validators.optional(_fraction),
+    )  # fmt: skip
+    think_steps: int | None = doc(
+        "n during the stage (null: the model's)", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
+    cycles: int | None = doc(
+        "T during the stage (null: the model's)", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
+    halt_max_steps: int | None = doc(
+        "supervision steps at most during the stage (null: the model's)", default=None,
+        validator=attrs.validators.optional(positive),
+    )  # fmt: skip
+
+    def __attrs_post_init__(self) -> None:
+        if self.until is None:
+            raise ValueError("a stage needs until: the fraction of the run's steps it holds")
+
+
+def _decay(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not 0.0 < value <= 1.0:
+        raise FieldError(attribute.name, f"must be within (0, 1], got {value!r}")
+
+
 @attrs.define(kw_only=True)
 class TrainConfig:
     """Optimisation (docs/architecture.md#optimisation). Defaults are the paper's
@@ -538,7 +580,39 @@ class TrainConfig:
         default=1,
         validator=positive,
     )
+    optimizer: str = doc(
+        "the weights' optimiser: adam-atan2 (the paper's) or muon (torch's Muon for the "
+        "core's matrices, Adam-atan2 for the rest)",
+        default="adam-atan2", validator=one_of(("adam-atan2", "muon")),
+    )  # fmt: skip
+    muon_lr_scale: float = doc(
+        "Muon's learning rate as a multiple of lr (with match_rms_adamw scaling)",
+        default=1.0, converter=float, validator=positive,
+    )  # fmt: skip
+    muon_momentum: float = doc(
+        "Muon's momentum", default=0.95, converter=float, validator=_probability
+    )
+    curriculum: dict[str, CurriculumStage] = doc(
+        "a depth curriculum: named stages, each {until: FRACTION, think_steps, cycles, "
+        "halt_max_steps} used until that fraction of the steps (in order of until; after "
+        "the last, the model's own values); empty: none, as the paper",
+        example="{shallow: {until: 0.3, think_steps: 1}}", factory=dict,
+    )  # fmt: skip
+    supervision_decay: float = doc(
+        "weight of supervision step k's loss, as decay^(k-1) rescaled to average 1 over "
+        "the halt_max_steps steps (1.0: every step alike, as the paper)",
+        default=1.0, converter=float, validator=_decay,
+    )  # fmt: skip
     log_interval: int = doc("steps between log lines", default=10, validator=positive)
+
+    def __attrs_post_init__(self) -> None:
+        ends = sorted(stage.until for stage in self.curriculum.values())
+        twice = sorted({end for end in ends if ends.count(end) > 1})
+        if twice:
+            raise ValueError(
+                f"the stages of train.curriculum must end at different fractions (until); "
+                f"{twice[0]} ends more than one"
+            )
 
 
 @attrs.define(kw_only=True)

@@ -49,6 +49,14 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 LOSSES = {"stablemax": stablemax_cross_entropy, "softmax": softmax_cross_entropy}
 
 
+def supervision_weights(steps: Tensor, decay: float, max_steps: int) -> Tensor:
+    """[B] float32 weights of slots at supervision steps ``steps`` (1-based):
+    ``decay^(k-1)`` over the mean of ``decay^(j-1)``, j = 1..max_steps."""
+    mean = sum(decay**j for j in range(max_steps)) / max_steps
+    k = steps.clamp(1, max_steps).to(torch.float32) - 1
+    return torch.pow(torch.full_like(k, decay), k) / mean
+
+
 def act_loss(
     out: dict[str, Tensor],
     labels: Tensor,
@@ -56,6 +64,8 @@ def act_loss(
     steps: Tensor,
     loss: str = "stablemax",
     halt_loss_weight: float = 0.5,
+    supervision_decay: float = 1.0,
+    max_steps: int = 16,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The deep-supervision loss of one supervision step, summed over slots.
 
@@ -66,6 +76,10 @@ def act_loss(
         steps: [B] supervision steps taken by each slot's example.
         loss: "stablemax" (the paper's) or "softmax".
         halt_loss_weight: weight of the halting BCE (0.5 in the paper).
+        supervision_decay, max_steps: below 1.0, a slot at supervision step k (1-based,
+            of ``max_steps`` at most) weighs ``decay^(k-1)`` rescaled so the weights of
+            steps 1..max_steps average 1 (CGAR's hierarchical supervision weighting,
+            arXiv:2511.08653); 1.0, the paper's: every step alike.
 
     Returns:
         ``(loss, metrics)``: the loss summed over slots (divide by the global
@@ -81,10 +95,20 @@ def act_loss(
         correct = mask & (logits.argmax(-1) == labels)  # [B, S]
         seq_correct = correct.sum(-1) == counts  # [B]
 
-    lm_loss = (LOSSES[loss](logits, labels) / divisor).sum()
-    halt_loss = F.binary_cross_entropy_with_logits(
-        halt_logits, seq_correct.to(halt_logits.dtype), reduction="sum"
-    )
+    if supervision_decay == 1.0:
+        lm_loss = (LOSSES[loss](logits, labels) / divisor).sum()
+        halt_loss = F.binary_cross_entropy_with_logits(
+            halt_logits, seq_correct.to(halt_logits.dtype), reduction="sum"
+        )
+    else:
+        weight = supervision_weights(steps, supervision_decay, max_steps)  # [B]
+        lm_loss = (LOSSES[loss](logits, labels) / divisor * weight[:, None]).sum()
+        halt_loss = (
+            F.binary_cross_entropy_with_logits(
+                halt_logits, seq_correct.to(halt_logits.dtype), reduction="none"
+            )
+            * weight
+        ).sum()
     total = lm_loss + halt_loss_weight * halt_loss
 
     with torch.no_grad():

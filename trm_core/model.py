@@ -9,7 +9,8 @@ slots stop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -180,6 +181,25 @@ class TRMModel(nn.Module):
     def num_parameters(self) -> int:
         """Trainable parameters (the puzzle-embedding buffer is not one)."""
         return sum(p.numel() for p in self.parameters())
+
+    @contextlib.contextmanager
+    def depth(self, **values: int) -> Iterator[None]:
+        """Run with other ``think_steps``, ``cycles`` or ``halt_max_steps`` for a while (a
+        stage of ``train.curriculum``): every module holding the model's config sees the
+        changed copy inside the block, its own after it. No values: nothing changes."""
+        if not values:
+            yield
+            return
+        own = self.config
+        holders = [module for module in self.modules() if getattr(module, "config", None) is own]
+        changed = attrs.evolve(own, **values)
+        for module in holders:
+            module.config = changed
+        try:
+            yield
+        finally:
+            for module in holders:
+                module.config = own
 
     # -- deep-supervision interface -------------------------------------------
 

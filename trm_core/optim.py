@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .config import TrainConfig
 from .layers import PuzzleEmbedding
 
-__all__ = ["EMA", "AdamAtan2", "SignSGDRows", "learning_rate"]
+__all__ = ["EMA", "AdamAtan2", "Optimizers", "SignSGDRows", "learning_rate"]
 
 
 class AdamAtan2(torch.optim.Optimizer):
@@ -393,12 +393,71 @@ class EMA:
                 self.shadow[name].copy_(tensor)
 
 
-def build_optimizers(model: nn.Module, train: TrainConfig) -> tuple[AdamAtan2, list[SignSGDRows]]:
-    """The paper's pair: Adam-atan2 for the weights, sign-SGD for each puzzle-embedding table."""
-    weights = AdamAtan2(
-        model.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
-        weight_decay=train.weight_decay,
-    )  # fmt: skip
+class Optimizers:
+    """Several optimisers stepped as one, each over its own parameters (``train.optimizer:
+    muon``: Muon for the reasoning net's matrices, Adam-atan2 for the rest). It has what
+    the trainer uses of an optimiser: ``param_groups`` (all of them), ``step``,
+    ``zero_grad``, ``state_dict`` and ``load_state_dict``."""
+
+    def __init__(self, **parts: torch.optim.Optimizer) -> None:
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for part in self.parts.values() for group in part.param_groups]
+
+    def step(self) -> None:
+        for part in self.parts.values():
+            part.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts.values():
+            part.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: part.state_dict() for name, part in self.parts.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or set(state) != set(self.parts):
+            raise ValueError(
+                f"the saved optimiser state is not one of {', '.join(self.parts)} "
+                "(another train.optimizer)"
+            )
+        for name, part in self.parts.items():
+            part.load_state_dict(state[name])
+
+
+def muon_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters Muon trains: the think/act core's matrices (the blocks' mixer and
+    SwiGLU weights); embeddings, heads, norms and vectors stay with Adam-atan2."""
+    core = getattr(model, "core", model)
+    return [p for p in core.parameters() if p.ndim == 2 and p.requires_grad]
+
+
+def build_optimizers(
+    model: nn.Module, train: TrainConfig
+) -> tuple[AdamAtan2 | Optimizers, list[SignSGDRows]]:
+    """The paper's pair: Adam-atan2 for the weights, sign-SGD for each puzzle-embedding
+    table; with ``train.optimizer: muon``, torch's Muon takes the core's matrices (its
+    learning rate ``train.lr`` x ``train.muon_lr_scale``, scaled to Adam's update size by
+    ``adjust_lr_fn="match_rms_adamw"``; the schedule drives both)."""
+    betas = (train.beta1, train.beta2)
+    if train.optimizer == "muon":
+        matrices = muon_parameters(model)
+        chosen = {id(p) for p in matrices}
+        rest = [p for p in model.parameters() if id(p) not in chosen]
+        muon = torch.optim.Muon(
+            matrices, lr=train.lr * train.muon_lr_scale, weight_decay=train.weight_decay,
+            momentum=train.muon_momentum, adjust_lr_fn="match_rms_adamw",
+        )  # fmt: skip
+        for group in muon.param_groups:
+            group["lr_scale"] = train.muon_lr_scale  # the schedule multiplies it in
+        adam = AdamAtan2(rest, lr=train.lr, betas=betas, weight_decay=train.weight_decay)
+        weights: AdamAtan2 | Optimizers = Optimizers(muon=muon, adam=adam)
+    else:
+        weights = AdamAtan2(
+            model.parameters(), lr=train.lr, betas=betas, weight_decay=train.weight_decay
+        )
     rows = [
         SignSGDRows(table, lr=train.puzzle_emb_lr, weight_decay=train.puzzle_emb_weight_decay)
         for table in model.modules()

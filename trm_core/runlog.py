@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, unstructure
+from .curriculum import segments
 from .files import atomic_write_text
-from .flops import flops_per_step
+from .flops import flops_per_step, step_flops
 from .interfaces import Logger
 from .monitor import Progress, flatten
 from .registry import Registry, get_registry
@@ -67,6 +68,7 @@ class RunLog:
         config: the run's config (its ``loggers`` section and, for the loggers'
             :meth:`~trm_core.Logger.start`, all of it).
         progress: the progress line (None: nothing printed).
+        total_steps: the run's steps (a depth curriculum's stages are fractions of it).
     """
 
     def __init__(
@@ -75,8 +77,14 @@ class RunLog:
         config: RunConfig,
         registry: Registry | None = None,
         progress: Progress | None = None,
+        total_steps: int | None = None,
     ) -> None:
         self.run_dir, self.config, self.progress = run_dir, config, progress
+        self.total_steps = total_steps
+        #: Wall-clock seconds of training so far, evaluations and saving left out (the
+        #: trainer keeps it; each evaluation's record holds it, to plot against).
+        self.train_seconds: float | None = None
+        self.registry = registry
         self.loggers = [] if run_dir is None else make_loggers(config.loggers, run_dir, registry)
         #: Every evaluation's record (``metrics.json``'s own records), oldest first.
         self.history: list[dict[str, Any]] = []
@@ -86,8 +94,17 @@ class RunLog:
         self.step_flops = flops_per_step(config, registry)
 
     def train_flops(self, step: int) -> int | None:
-        """The model FLOPs of training up to ``step`` (every step costs the same)."""
-        return None if self.step_flops is None else step * self.step_flops
+        """The model FLOPs of training up to ``step``: every step costs the same, except
+        under a depth curriculum (``train.curriculum``), whose stages cost their own."""
+        if self.step_flops is None:
+            return None
+        if not self.config.train.curriculum or self.total_steps is None:
+            return step * self.step_flops
+        batch = self.config.train.global_batch_size
+        return sum(
+            count * step_flops(model, batch, self.registry)["total"]
+            for count, model in segments(self.config, self.total_steps, step)
+        )
 
     def start(self, step: int, history: list[dict[str, Any]] | None = None) -> None:
         """The run begins at step 0, or resumes at ``step`` with the checkpoint's
@@ -133,6 +150,8 @@ class RunLog:
         the accuracy after each supervision step, and the strategy's ``(name, options,
         reports)``, whose tables are printed now. Published by :meth:`publish`."""
         record: dict[str, Any] = {"step": step, "metrics": metrics}
+        if self.train_seconds is not None:
+            record["train_seconds"] = round(self.train_seconds, 3)
         if self.step_flops is not None:
             record["train_flops"] = self.train_flops(step)
         if by_step:

@@ -475,6 +475,37 @@ def cpu_recipe(**sections: Mapping[str, Any]) -> dict[str, Any]:
     return _recipe(_CPU, sections)
 
 
+#: CGAR's supervision-step weight decay (arXiv:2511.08653), used by :func:`fast_recipe`.
+FAST_SUPERVISION_DECAY = 0.7
+
+
+def fast_recipe(preset: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``fast`` variant of a paper preset: the same recipe with CGAR's levers on
+    (Qasim and Zhang, arXiv:2511.08653, 1.71x less training time to within 0.63 points of
+    the paper's Sudoku-Extreme accuracy, as its authors measured on a GPU).
+
+    - a depth curriculum (``train.curriculum``): the first 30% of the steps at about a
+      third of the preset's think steps n and one cycle, up to 60% at two thirds of n and
+      T-1 cycles, then the preset's own (the paper's Sudoku n=6, T=3 gives CGAR's (2, 1),
+      (4, 2), (6, 3));
+    - supervision-step weights decaying by 0.7 a step (``train.supervision_decay``).
+
+    A fresh copy: changing it changes no other preset.
+    """
+    out = copy.deepcopy(dict(preset))
+    model = out.get("model", {})
+    n = model.get("think_steps", _PAPER["model"].get("think_steps", 6))
+    cycles = model.get("cycles", _PAPER["model"]["cycles"])
+    train = out.setdefault("train", {})
+    train["curriculum"] = {
+        "shallow": {"until": 0.3, "think_steps": max(1, round(n / 3)), "cycles": 1},
+        "medium": {"until": 0.6, "think_steps": max(1, round(2 * n / 3)),
+                   "cycles": max(1, cycles - 1)},
+    }  # fmt: skip
+    train["supervision_decay"] = FAST_SUPERVISION_DECAY
+    return out
+
+
 def _recipe(base: Mapping[str, Any], sections: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(base))
     for name, value in sections.items():

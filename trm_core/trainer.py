@@ -33,6 +33,7 @@ import torch
 
 from .checkpoint import check_state, read_checkpoint, save_checkpoint
 from .config import RunConfig, unstructure
+from .curriculum import depth_at
 from .data import BatchFeed, RunData, TrainSampler
 from .devices import (
     auto_compile,
@@ -129,6 +130,7 @@ def micro_step(
     loss: str = "stablemax",
     halt_loss_weight: float = 0.5,
     forward: Callable[..., tuple[Carry, dict[str, torch.Tensor]]] | None = None,
+    supervision_decay: float = 1.0,
 ) -> tuple[Carry, torch.Tensor, dict[str, torch.Tensor]]:
     """Forward one supervision step, the ACT loss and backward, the gradients added to
     the parameters' (one rank's share, or one micro-batch): ``(carry, loss summed over
@@ -138,6 +140,7 @@ def micro_step(
     total, metrics = act_loss(
         out, carry.data["labels"], carry.halted, carry.steps,
         loss=loss, halt_loss_weight=halt_loss_weight,
+        supervision_decay=supervision_decay, max_steps=model.config.halt_max_steps,
     )  # fmt: skip
     (total / batch_size).backward()
     return carry, total.detach(), metrics
@@ -300,7 +303,10 @@ class Trainer:
         self._saved_step: int | None = None  # the step of the checkpoint on disk
         self._phase = "training"  # what fit is doing, for an out-of-memory error
         writer = run_dir if world.is_main else None
-        self.log = RunLog(writer, self.config, registry, progress if world.is_main else None)
+        self.log = RunLog(
+            writer, self.config, registry, progress if world.is_main else None,
+            total_steps=self.total_steps,
+        )  # fmt: skip
         if writer is not None:  # what a killed save left behind
             removed = remove_stale_temporaries(writer)
             if removed:
@@ -334,7 +340,7 @@ class Trainer:
             total_steps=self.total_steps, min_ratio=train.lr_min_ratio,
         )  # fmt: skip
         for group in self.optimizer.param_groups:
-            group["lr"] = train.lr * factor
+            group["lr"] = train.lr * group.get("lr_scale", 1.0) * factor
         for optimizer in self.embedding_optimizers:
             optimizer.lr = train.puzzle_emb_lr * factor
         return train.lr * factor
@@ -356,22 +362,24 @@ class Trainer:
         accumulating = len(self.feeds) > 1
         draws = _rng_of(self.world.device) if accumulating else None
         losses, counters = [], []
-        for i, batch in enumerate(batches):
-            if self.carries[i] is None:
-                self.carries[i] = self.model.initial_carry(batch)  # every slot starts halted
-            if accumulating:  # micro-batch i draws exploration as its share's process would
-                _set_rng_of(self.world.device, draws)
-                self.model.data_parallel = (self.shares[0] + i, self.shares[1])
-                if i:
-                    for rows in self.embedding_optimizers:
-                        rows.collect()  # the last micro-batch's rows, kept for the step
-            self.carries[i], loss, metrics = micro_step(
-                self.model, self.carries[i], batch, batch_size=train.global_batch_size,
-                loss=train.loss, halt_loss_weight=train.halt_loss_weight,
-                forward=self.forward_model,
-            )  # fmt: skip
-            losses.append(loss)
-            counters.append(metrics)
+        depth = depth_at(self.config, self.step + 1, self.total_steps)  # {}: the model's
+        with self.model.depth(**depth):
+            for i, batch in enumerate(batches):
+                if self.carries[i] is None:
+                    self.carries[i] = self.model.initial_carry(batch)  # every slot starts halted
+                if accumulating:  # micro-batch i draws exploration as its share's process would
+                    _set_rng_of(self.world.device, draws)
+                    self.model.data_parallel = (self.shares[0] + i, self.shares[1])
+                    if i:
+                        for rows in self.embedding_optimizers:
+                            rows.collect()  # the last micro-batch's rows, kept for the step
+                self.carries[i], loss, metrics = micro_step(
+                    self.model, self.carries[i], batch, batch_size=train.global_batch_size,
+                    loss=train.loss, halt_loss_weight=train.halt_loss_weight,
+                    forward=self.forward_model, supervision_decay=train.supervision_decay,
+                )  # fmt: skip
+                losses.append(loss)
+                counters.append(metrics)
         norm = apply_gradients(
             self.model, self.optimizer, self.embedding_optimizers, self.world, measure
         )
@@ -531,6 +539,10 @@ class Trainer:
         evaluating every ``eval_interval`` steps and at the end; returns the last eval."""
         stop_at = self.total_steps if max_steps is None else min(max_steps, self.total_steps)
         started = time.monotonic()
+        # Training's own seconds (evaluations and saving left out), for metrics.json; a
+        # resumed run goes on from its last evaluation's.
+        before = next((r.get("train_seconds") for r in reversed(self.log.history)), None)
+        trained, lap = before or 0.0, started
         if self.step == 0:
             self.log.start(0)
         log_every = self.config.train.log_interval
@@ -554,6 +566,8 @@ class Trainer:
                 last = self.step >= stop_at or out_of_time
                 if last or (self.eval_interval and self.step % self.eval_interval == 0):
                     self.check_finite()  # never evaluate or save a model a bad loss reached
+                    trained += time.monotonic() - lap  # the device has caught up: a sync
+                    self.log.train_seconds = trained
                     self._phase = "evaluating"
                     final = self.evaluate(final=last, publish=False)
                     self._phase = "saving"
@@ -566,6 +580,7 @@ class Trainer:
                             + self._kept()
                         ) from error
                     self.log.show_eval(self.step, final)
+                    lap = time.monotonic()
                 if last:
                     break
         except TrainingError:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from trm_core import cpu_recipe, paper_recipe
+from trm_core import cpu_recipe, fast_recipe, paper_recipe
 
 CONCEPT = {
     "source": "json",
@@ -117,4 +117,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-arc1": PAPER_ARC1,
     "paper-arc2": PAPER_ARC2,
     "paper": PAPER_ARC1,
+    # The paper's recipes with CGAR's depth curriculum and supervision weights (see
+    # trm_core.fast_recipe).
+    "fast-arc1": fast_recipe(PAPER_ARC1),
+    "fast-arc2": fast_recipe(PAPER_ARC2),
 }

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trm_core import cpu_recipe, paper_recipe, paper_steps
+from trm_core import cpu_recipe, fast_recipe, paper_recipe, paper_steps
 
 PAPER_MAZES, PAPER_EPOCHS, PAPER_EVAL_EPOCHS = 1000, 50000, 5000
 # The reference's epoch is one pass over its 1,000 mazes: 50,000 x 1,000 / 768 steps.
@@ -77,4 +77,8 @@ CPU = cpu_recipe(
     by_mixer={"attention": {"model": {"options": {"grid": {"positions": "rope"}}}}},
 )
 
-PRESETS: dict[str, dict[str, Any]] = {"cpu": CPU, "paper": PAPER}
+#: The paper's recipe with CGAR's depth curriculum and supervision weights (see
+#: trm_core.fast_recipe): n=1, T=1 to 30% of the steps, n=3, T=2 to 60%, then n=4, T=3.
+FAST = fast_recipe(PAPER)
+
+PRESETS: dict[str, dict[str, Any]] = {"cpu": CPU, "paper": PAPER, "fast": FAST}

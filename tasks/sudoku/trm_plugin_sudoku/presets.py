@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trm_core import cpu_recipe, paper_recipe, paper_steps
+from trm_core import cpu_recipe, fast_recipe, paper_recipe, paper_steps
 
 PAPER_PUZZLES, PAPER_EPOCHS, PAPER_EVAL_EPOCHS = 1000, 50000, 5000
 # The reference's 50,000 epochs: its epoch takes one (random) augmented variant of each
@@ -94,4 +94,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": CPU,
     "paper-mlp": _paper("mlp", "none"),
     "paper-attention": _paper("attention", "rope"),
+    # The paper's recipes with CGAR's depth curriculum and supervision weights (see
+    # trm_core.fast_recipe): CGAR's own Sudoku-Extreme recipe.
+    "fast-mlp": fast_recipe(_paper("mlp", "none")),
+    "fast-attention": fast_recipe(_paper("attention", "rope")),
 }
