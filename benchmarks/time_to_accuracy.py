@@ -47,7 +47,9 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 def run_once(command: list[str], out: Path, log: Path) -> dict:
     began = time.monotonic()
     with open(log, "w") as stream:
-        code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT).returncode
+        # In the run's own folder: a checkout's folder on the path must not shadow the
+        # installation --other-trm-run names.
+        code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, cwd=out).returncode
     wall = time.monotonic() - began
     text = log.read_text()
     if code != 0:
