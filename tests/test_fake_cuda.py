@@ -171,8 +171,11 @@ class _Dispatch(fake_tensor.FakeTensorMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func.overloadpacket is aten.to:  # under inference_mode: as _to_copy, which the
-            args = [self._fake(a) for a in args]  # fake mode never runs for real on CUDA
+        if func.overloadpacket is aten.to:
+            # Under inference_mode a .to arrives whole, and the fake mode would run it on
+            # the real tensor (it folds constants), which fails without CUDA: take it
+            # apart into the _to_copy it makes, as outside inference_mode.
+            args = [self._fake(a) for a in args]
             return func.decompose(*args, **kwargs)
         if func in COPIES:
             source = args[1] if func is aten.copy_.default else args[0]
