@@ -51,9 +51,14 @@ def run_once(command: list[str], out: Path, log: Path) -> dict:
         # installation --other-trm-run names.
         code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, cwd=out).returncode
     wall = time.monotonic() - began
-    text = log.read_text()
     if code != 0:
         raise SystemExit(f"{shlex.join(command)} failed ({code}); see {log}")
+    return {**read_run(out, log), "wall_seconds": wall}
+
+
+def read_run(out: Path, log: Path) -> dict:
+    """One finished run: its evaluations (``points``), final accuracies and seconds."""
+    text = log.read_text()
     done = [DONE.match(line) for line in text.splitlines()]
     done = [m for m in done if m][-1]
     run_seconds = int(done.group(3) or 0) * 60 + int(done.group(4))
@@ -71,7 +76,7 @@ def run_once(command: list[str], out: Path, log: Path) -> dict:
     final = history[-1]["metrics"]
     extra = {k: v for k, v in final.items() if k.endswith("/exact_accuracy")}
     return {"points": points, "final": final["exact_accuracy"], "extra": extra,
-            "run_seconds": run_seconds, "wall_seconds": wall, "run": str(run)}  # fmt: skip
+            "run_seconds": run_seconds, "run": str(run)}  # fmt: skip
 
 
 def summarise(name: str, runs: list[dict]) -> dict:
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixer", default="mlp")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--recipe", type=parse_recipe, action="append", required=True,
+    parser.add_argument("--recipe", type=parse_recipe, action="append", default=[],
                         metavar="NAME=KEY=VALUE,...")  # fmt: skip
     parser.add_argument(
         "--trm-run", default="trm-run", help="the trm-run command (default: PATH's)"
@@ -122,9 +127,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="a recipe run with --other-trm-run instead")  # fmt: skip
     parser.add_argument("--other-trm-run", help="another installation's trm-run command")
     parser.add_argument("--json", help="write every run and the summaries here")
+    parser.add_argument("--collect", nargs="+", metavar="FOLDER",
+                        help="train nothing: summarise the NAME-seedN runs kept in these "
+                        "--keep folders (of several sittings, say)")  # fmt: skip
     parser.add_argument("--keep", help="keep the run folders under this folder")
     args = parser.parse_args(argv)
 
+    if args.collect:
+        results = collect([Path(folder) for folder in args.collect])
+        return report(results, args.json)
+    if not args.recipe:
+        parser.error("name at least one --recipe (or --collect kept runs)")
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tta-"))
     results: dict[str, list[dict]] = {name: [] for name, _ in args.recipe}
     for seed in args.seeds:
@@ -144,7 +157,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} seed {seed}: test {result['final']:.3f} {extra} "
                   f"run {result['run_seconds']}s wall {result['wall_seconds']:.0f}s",
                   flush=True)  # fmt: skip
-    summaries = [summarise(name, runs) for name, runs in results.items()]
+    return report(results, args.json)
+
+
+def collect(folders: list[Path]) -> dict[str, list[dict]]:
+    """``{recipe: [run, ...]}`` of the finished ``NAME-seedN`` runs in ``folders``."""
+    results: dict[str, list[dict]] = {}
+    for folder in folders:
+        for log in sorted(folder.glob("*-seed*.log")):
+            name, _, seed = log.stem.rpartition("-seed")
+            out = folder / log.stem
+            try:
+                run = read_run(out, log)
+            except (IndexError, ValueError, OSError):
+                print(f"skipped {log}: not a finished run", file=sys.stderr)
+                continue
+            results.setdefault(name, []).append({**run, "seed": int(seed)})
+    return results
+
+
+def report(results: dict[str, list[dict]], json_path: str | None) -> int:
+    summaries = [summarise(name, runs) for name, runs in results.items() if runs]
     print()
     for s in summaries:
         extra = " ".join(
@@ -162,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             tf = "-" if p["tflops"] is None else f"{p['tflops']:.1f}"
             ts = "-" if p["train_seconds"] is None else f"{p['train_seconds']:.0f}"
             print(f"  {p['step']:>6} {tf:>7} {ts:>6} {p['exact_accuracy']:.3f}")
-    if args.json:
+    if json_path:
         machine = {"cpu": _cpu(), "cores": os.cpu_count()}
-        Path(args.json).write_text(json.dumps(
+        Path(json_path).write_text(json.dumps(
             {"machine": machine, "runs": results, "summaries": summaries}, indent=1
         ))  # fmt: skip
     return 0
