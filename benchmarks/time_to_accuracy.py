@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import statistics
@@ -33,6 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
+
+from trm_core.bench import machine_summary
 
 DONE = re.compile(r"^done: step (\d+) of (\d+) in (?:(\d+)m)?(\d+)s")
 
@@ -196,21 +199,11 @@ def report(results: dict[str, list[dict]], json_path: str | None) -> int:
             ts = "-" if p["train_seconds"] is None else f"{p['train_seconds']:.0f}"
             print(f"  {p['step']:>6} {tf:>7} {ts:>6} {p['exact_accuracy']:.3f}")
     if json_path:
-        machine = {"cpu": _cpu(), "cores": os.cpu_count()}
+        machine = machine_summary(torch.device("cpu"))
         Path(json_path).write_text(json.dumps(
             {"machine": machine, "runs": results, "summaries": summaries}, indent=1
         ))  # fmt: skip
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

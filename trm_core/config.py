@@ -502,11 +502,6 @@ class CurriculumStage:
             raise ValueError("a stage needs until: the fraction of the run's steps it holds")
 
 
-def _decay(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not 0.0 < value <= 1.0:
-        raise FieldError(attribute.name, f"must be within (0, 1], got {value!r}")
-
-
 @attrs.define(kw_only=True)
 class TrainConfig:
     """Optimisation (docs/architecture.md#optimisation). Defaults are the paper's
@@ -601,7 +596,7 @@ class TrainConfig:
     supervision_decay: float = doc(
         "weight of supervision step k's loss, as decay^(k-1) rescaled to average 1 over "
         "the halt_max_steps steps (1.0: every step alike, as the paper)",
-        default=1.0, converter=float, validator=_decay,
+        default=1.0, converter=float, validator=_fraction,
     )  # fmt: skip
     log_interval: int = doc("steps between log lines", default=10, validator=positive)
 

@@ -30,11 +30,16 @@ def stage_ends(config: RunConfig, total_steps: int) -> list[tuple[int, Curriculu
     return [(math.ceil(stage.until * total_steps), stage) for stage in stages]
 
 
+def overrides(stage: CurriculumStage) -> dict[str, int]:
+    """The model values ``stage`` sets (those it leaves null keep the model's)."""
+    return {key: getattr(stage, key) for key in DEPTH_KEYS if getattr(stage, key)}
+
+
 def depth_at(config: RunConfig, step: int, total_steps: int) -> dict[str, Any]:
     """The model values the 1-based training ``step`` overrides (``{}``: the model's own)."""
     for last, stage in stage_ends(config, total_steps):
         if step <= last:
-            return {key: getattr(stage, key) for key in DEPTH_KEYS if getattr(stage, key)}
+            return overrides(stage)
     return {}
 
 
@@ -44,13 +49,8 @@ def segments(config: RunConfig, total_steps: int, upto: int) -> list[tuple[int, 
     for last, stage in stage_ends(config, total_steps):
         end = min(last, upto)
         if end > done:
-            values = {key: getattr(stage, key) for key in DEPTH_KEYS if getattr(stage, key)}
-            out.append((end - done, _evolve(config.model, values)))
+            out.append((end - done, attrs.evolve(config.model, **overrides(stage))))
             done = end
     if upto > done:
         out.append((upto - done, config.model))
     return out
-
-
-def _evolve(model: ModelConfig, values: dict[str, Any]) -> ModelConfig:
-    return attrs.evolve(model, **values)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig, unstructure
-from .curriculum import segments
+from .curriculum import DEPTH_KEYS, segments
 from .files import atomic_write_text
 from .flops import flops_per_step, step_flops
 from .interfaces import Logger
@@ -92,6 +92,7 @@ class RunLog:
         self._seen = (time.monotonic(), 0)  # (time, step) of the last training line
         #: The model FLOPs of one training step (None: the mixer does not count them).
         self.step_flops = flops_per_step(config, registry)
+        self._depth_flops: dict[tuple[int, ...], int] = {}  # a curriculum stage's, by depth
 
     def train_flops(self, step: int) -> int | None:
         """The model FLOPs of training up to ``step``: every step costs the same, except
@@ -100,11 +101,14 @@ class RunLog:
             return None
         if not self.config.train.curriculum or self.total_steps is None:
             return step * self.step_flops
-        batch = self.config.train.global_batch_size
-        return sum(
-            count * step_flops(model, batch, self.registry)["total"]
-            for count, model in segments(self.config, self.total_steps, step)
-        )
+        total = 0
+        for count, model in segments(self.config, self.total_steps, step):
+            depth = tuple(getattr(model, key) for key in DEPTH_KEYS)
+            if depth not in self._depth_flops:  # counted once per depth, not per log line
+                batch = self.config.train.global_batch_size
+                self._depth_flops[depth] = step_flops(model, batch, self.registry)["total"]
+            total += count * self._depth_flops[depth]
+        return total
 
     def start(self, step: int, history: list[dict[str, Any]] | None = None) -> None:
         """The run begins at step 0, or resumes at ``step`` with the checkpoint's
