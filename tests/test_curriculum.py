@@ -153,6 +153,33 @@ def test_muon_takes_the_cores_matrices_and_adam_the_rest(tiny_config):
         weights.load_state_dict(AdamAtan2(model.parameters()).state_dict())
 
 
+def test_muon_from_hands_the_matrices_from_adam_to_muon(tiny_config):
+    """``train.muon_from: 0.25``: Adam-atan2 trains the core's matrices for the first
+    quarter of the steps, Muon after; the rest stays with Adam-atan2 throughout."""
+    from trm_core.optim import build_optimizers, group_active, muon_parameters
+
+    model = build_model(tiny_config, device="cpu")
+    train = tiny_task.run_config(train={"optimizer": "muon", "muon_from": 0.25}).train
+    weights, _ = build_optimizers(model, train)
+    muon, adam = weights.parts["muon"], weights.parts["adam"]
+    matrices = {id(p) for p in muon_parameters(model)}
+    rest, handed = adam.param_groups
+    assert {id(p) for p in handed["params"]} == matrices
+    assert not matrices & {id(p) for p in rest["params"]}
+    [late] = muon.param_groups
+
+    def active(step: int) -> tuple[bool, bool, bool]:
+        return tuple(group_active(g, step, total_steps=100) for g in (rest, handed, late))
+
+    assert active(0) == active(24) == (True, True, False)
+    assert active(25) == active(99) == (True, False, True)
+
+
+def test_muon_from_is_a_fraction():
+    with pytest.raises(ConfigError, match=r"train.muon_from must be within \[0, 1\]"):
+        tiny_task.run_config(train={"optimizer": "muon", "muon_from": 1.5})
+
+
 @pytest.mark.parametrize(("task", "paper", "fast"), [
     ("sudoku", "paper-mlp", "fast-mlp"), ("sudoku", "paper-attention", "fast-attention"),
     ("maze", "paper", "fast"), ("arc", "paper-arc1", "fast-arc1"),

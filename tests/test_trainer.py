@@ -131,13 +131,15 @@ LEVERS = ["train.curriculum.a.until=0.25", "train.curriculum.a.think_steps=1",
 @pytest.mark.parametrize(
     "prefetch, accumulate, levers",
     [("false", 1, []), ("true", 1, []), ("false", 2, []), ("false", 1, LEVERS),
-     ("false", 1, ["train.optimizer=muon", "train.muon_lr_scale=0.5"])],
-    ids=["plain", "prefetch", "accumulate", "curriculum", "muon"],
+     ("false", 1, ["train.optimizer=muon", "train.muon_lr_scale=0.5"]),
+     ("false", 1, ["train.optimizer=muon", "train.muon_from=0.75"])],
+    ids=["plain", "prefetch", "accumulate", "curriculum", "muon", "muon-from"],
 )  # fmt: skip
 def test_resume_continues_exactly(reverse, tmp_path, capsys, device, prefetch, accumulate, levers):
     """N steps, then a resume to 2N, gives what 2N steps in one go give: on the CPU bit for
     bit (with batches made ahead on a thread or not, in micro-batches, under a depth
-    curriculum, with Muon); on CUDA within float noise (the sign-SGD sum of duplicate
+    curriculum, with Muon, with Muon taking over from Adam-atan2 after the resume at 12, at
+    18); on CUDA within float noise (the sign-SGD sum of duplicate
     puzzle ids uses atomic adds there)."""
     common = ["--task", "reverse", "--preset", "cpu", "--device", device]
     common += ["--set", "train.steps=24", "--set", "eval.interval_steps=6"]

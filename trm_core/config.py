@@ -587,6 +587,11 @@ class TrainConfig:
     muon_momentum: float = doc(
         "Muon's momentum", default=0.95, converter=float, validator=_probability
     )
+    muon_from: float = doc(
+        "with optimizer muon: the fraction of the steps that Adam-atan2 still trains the "
+        "core's matrices before Muon takes them over (0: Muon from the first step)",
+        default=0.0, converter=float, validator=_probability,
+    )  # fmt: skip
     curriculum: dict[str, CurriculumStage] = doc(
         "a depth curriculum: named stages, each {until: FRACTION, think_steps, cycles, "
         "halt_max_steps} used until that fraction of the steps (in order of until; after "

@@ -427,6 +427,13 @@ class Optimizers:
             part.load_state_dict(state[name])
 
 
+def group_active(group: dict[str, Any], step: int, total_steps: int) -> bool:
+    """Whether an optimiser group trains at 0-based ``step`` of ``total_steps``: from its
+    ``from`` fraction of the steps (default 0) until its ``until`` (default: the end)."""
+    start, until = group.get("from") or 0.0, group.get("until")
+    return start * total_steps <= step and (until is None or step < until * total_steps)
+
+
 def muon_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters Muon trains: the think/act core's matrices (the blocks' mixer and
     SwiGLU weights); embeddings, heads, norms and vectors stay with Adam-atan2."""
@@ -440,7 +447,9 @@ def build_optimizers(
     """The paper's pair: Adam-atan2 for the weights, sign-SGD for each puzzle-embedding
     table; with ``train.optimizer: muon``, torch's Muon takes the core's matrices (its
     learning rate ``train.lr`` x ``train.muon_lr_scale``, scaled to Adam's update size by
-    ``adjust_lr_fn="match_rms_adamw"``; the schedule drives both)."""
+    ``adjust_lr_fn="match_rms_adamw"``; the schedule drives both), after Adam-atan2 has
+    trained them for the first ``train.muon_from`` of the steps. A group's ``from`` and
+    ``until`` are the fractions of the steps it trains between (:func:`group_active`)."""
     betas = (train.beta1, train.beta2)
     if train.optimizer == "muon":
         matrices = muon_parameters(model)
@@ -452,7 +461,13 @@ def build_optimizers(
         )  # fmt: skip
         for group in muon.param_groups:
             group["lr_scale"] = train.muon_lr_scale  # the schedule multiplies it in
-        adam = AdamAtan2(rest, lr=train.lr, betas=betas, weight_decay=train.weight_decay)
+            group["from"] = train.muon_from
+        groups: list[dict[str, Any]] = [{"params": rest}]
+        if train.muon_from > 0:
+            # Adam-atan2 trains the matrices first; the schedule then zeroes one group's lr
+            # or the other's (each optimiser keeps its moments up to date meanwhile).
+            groups.append({"params": matrices, "until": train.muon_from})
+        adam = AdamAtan2(groups, lr=train.lr, betas=betas, weight_decay=train.weight_decay)
         weights: AdamAtan2 | Optimizers = Optimizers(muon=muon, adam=adam)
     else:
         weights = AdamAtan2(

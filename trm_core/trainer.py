@@ -56,7 +56,7 @@ from .interfaces import Strategy, Task
 from .losses import act_loss
 from .model import Carry, TRMModel
 from .monitor import Progress
-from .optim import EMA, SignSGDRows, build_optimizers, learning_rate
+from .optim import EMA, SignSGDRows, build_optimizers, group_active, learning_rate
 from .registry import Registry
 from .run import start_over
 from .runlog import RunLog
@@ -340,7 +340,8 @@ class Trainer:
             total_steps=self.total_steps, min_ratio=train.lr_min_ratio,
         )  # fmt: skip
         for group in self.optimizer.param_groups:
-            group["lr"] = train.lr * group.get("lr_scale", 1.0) * factor
+            on = group_active(group, self.step, self.total_steps)
+            group["lr"] = train.lr * group.get("lr_scale", 1.0) * factor if on else 0.0
         for optimizer in self.embedding_optimizers:
             optimizer.lr = train.puzzle_emb_lr * factor
         return train.lr * factor
