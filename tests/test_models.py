@@ -106,6 +106,7 @@ def test_the_model_card_has_front_matter_results_commands_and_versions(run):
     assert f"| exact_accuracy | {exact:.4f} |" in body
     assert "| more/exact_accuracy |" in body  # the extra split too
     assert "8 training steps of 32 examples" in body and "preset `cpu`" in body
+    assert "32 examples (Adam-atan2, learning rate" in body
     assert "trm-solve --model MODEL" in body and "trm-eval --model MODEL --data FILE" in body
     assert f"trm-core {trm_core.__version__} (plugin contract {trm_core.PLUGIN_CONTRACT})" in body
     assert f"{config['weights']['bytes']:,} bytes of float32 weights" in body
@@ -626,3 +627,18 @@ def test_reference_weights_answer_through_a_model_folder(capsys, tmp_path, trm_r
     assert convert_main([str(source), str(tmp_path / "nan.pt"), *options]) == 2
     assert "non-finite values at lm_head.weight" in capsys.readouterr().err
     assert not (tmp_path / "nan").exists() and not (tmp_path / "nan.pt").exists()
+
+
+@pytest.mark.parametrize(("train", "words"), [
+    ({}, "Adam-atan2"),
+    ({"optimizer": "adam-atan2"}, "Adam-atan2"),
+    ({"optimizer": "muon", "muon_from": 0.0},
+     "Muon for the core's matrices, Adam-atan2 for the rest"),
+    ({"optimizer": "muon", "muon_from": 0.33},
+     "Muon for the core's matrices after Adam-atan2 for the first 33% of the steps, "
+     "Adam-atan2 for the rest"),
+])  # fmt: skip
+def test_the_card_names_the_optimiser(train, words):
+    from trm_core.export import _optimizer_words
+
+    assert _optimizer_words(train) == words

@@ -336,7 +336,8 @@ def _card_training(manifest: Mapping[str, Any]) -> list[str]:
         steps = manifest.get("step", 0)
         lines += [
             f"Task `{task}`, preset `{run.get('preset')}`; {steps:,} training steps of "
-            f"{train.get('global_batch_size')} examples (learning rate {train.get('lr')}, "
+            f"{train.get('global_batch_size')} examples ({_optimizer_words(train)}, "
+            f"learning rate {train.get('lr')}, "
             f"warm-up {train.get('lr_warmup_steps')} steps, weight decay "
             f"{train.get('weight_decay')}, EMA "
             f"{train.get('ema_rate') if train.get('ema') else 'off'}, seed {train.get('seed')}), "
@@ -352,6 +353,15 @@ def _card_training(manifest: Mapping[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _optimizer_words(train: Mapping[str, Any]) -> str:
+    """The card's words for ``train.optimizer`` (and ``train.muon_from``)."""
+    if train.get("optimizer") != "muon":
+        return "Adam-atan2"
+    start = train.get("muon_from") or 0
+    after = f" after Adam-atan2 for the first {start:.0%} of the steps" if start else ""
+    return f"Muon for the core's matrices{after}, Adam-atan2 for the rest"
 
 
 def _card_results(manifest: Mapping[str, Any]) -> list[str]:
