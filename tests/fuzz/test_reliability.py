@@ -52,6 +52,22 @@ with use_registry(tiny_task.registry()):
 TIMEOUT = 120  # seconds any child may take: a hang fails the test
 
 
+@pytest.fixture(autouse=True)
+def interruptible_children():
+    """The children these tests interrupt with SIGINT must not inherit it ignored.
+
+    A shell without job control (a script's ``pytest &``, ``nohup``) starts its background
+    jobs with SIGINT ignored, and an ignored signal stays ignored across ``exec``: Python
+    then installs no KeyboardInterrupt handler, and a Ctrl-C never reaches the child. Any
+    handler here is reset to the default in a child, so the child gets Python's own.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "data"
@@ -86,7 +102,12 @@ def _start(command: str, *argv, data_dir: Path, **options) -> subprocess.Popen:
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=TIMEOUT)
+    try:
+        out, err = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()  # a hung child must not go on taking the cores from the next tests
+        process.communicate()
+        raise
     return process.returncode, out, err
 
 
