@@ -168,11 +168,11 @@ def test_muon_from_hands_the_matrices_from_adam_to_muon(tiny_config):
     assert not matrices & {id(p) for p in rest["params"]}
     [late] = muon.param_groups
 
-    def active(step: int) -> tuple[bool, bool, bool]:
+    def active(step: int) -> tuple[bool, bool, bool]:  # 1-based, as the schedule counts
         return tuple(group_active(g, step, total_steps=100) for g in (rest, handed, late))
 
-    assert active(0) == active(24) == (True, True, False)
-    assert active(25) == active(99) == (True, False, True)
+    assert active(1) == active(25) == (True, True, False)
+    assert active(26) == active(100) == (True, False, True)
 
 
 def test_muon_from_is_a_fraction():

@@ -23,11 +23,17 @@ from .config import CurriculumStage, ModelConfig, RunConfig
 DEPTH_KEYS = ("think_steps", "cycles", "halt_max_steps")
 
 
+def last_step(fraction: float, total_steps: int) -> int:
+    """The last 1-based step within ``fraction`` of ``total_steps``: where a stage that
+    holds ``until`` that fraction ends (and where ``train.muon_from`` hands over)."""
+    return math.ceil(fraction * total_steps)
+
+
 def stage_ends(config: RunConfig, total_steps: int) -> list[tuple[int, CurriculumStage]]:
     """``[(last step of the stage, stage)]`` in order: a stage covers the steps up to
-    ``ceil(until * total_steps)`` after the one before."""
+    :func:`last_step` of its ``until`` after the one before."""
     stages = sorted(config.train.curriculum.values(), key=lambda stage: stage.until)
-    return [(math.ceil(stage.until * total_steps), stage) for stage in stages]
+    return [(last_step(stage.until, total_steps), stage) for stage in stages]
 
 
 def overrides(stage: CurriculumStage) -> dict[str, int]:

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .config import TrainConfig
+from .curriculum import last_step
 from .layers import PuzzleEmbedding
 
 __all__ = ["EMA", "AdamAtan2", "Optimizers", "SignSGDRows", "learning_rate"]
@@ -428,10 +429,12 @@ class Optimizers:
 
 
 def group_active(group: dict[str, Any], step: int, total_steps: int) -> bool:
-    """Whether an optimiser group trains at 0-based ``step`` of ``total_steps``: from its
-    ``from`` fraction of the steps (default 0) until its ``until`` (default: the end)."""
+    """Whether an optimiser group trains at 1-based ``step`` of ``total_steps``: after its
+    ``from`` fraction of the steps (default 0) and within its ``until`` (default: the
+    end), the fractions bounded as a curriculum stage's (:func:`curriculum.last_step`)."""
     start, until = group.get("from") or 0.0, group.get("until")
-    return start * total_steps <= step and (until is None or step < until * total_steps)
+    after_start = step > last_step(start, total_steps)
+    return after_start and (until is None or step <= last_step(until, total_steps))
 
 
 def muon_parameters(model: nn.Module) -> list[nn.Parameter]:

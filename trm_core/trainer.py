@@ -340,7 +340,7 @@ class Trainer:
             total_steps=self.total_steps, min_ratio=train.lr_min_ratio,
         )  # fmt: skip
         for group in self.optimizer.param_groups:
-            on = group_active(group, self.step, self.total_steps)
+            on = group_active(group, self.step + 1, self.total_steps)
             group["lr"] = train.lr * group.get("lr_scale", 1.0) * factor if on else 0.0
         for optimizer in self.embedding_optimizers:
             optimizer.lr = train.puzzle_emb_lr * factor
