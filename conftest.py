@@ -8,7 +8,9 @@
   the suite runs, trm's two machine-dependent choices (``auto`` device and
   ``auto`` dtype, in ``trm_core.devices``) fail the test that reaches them. A
   test of those choices themselves takes the ``machine`` fixture and mocks what
-  the machine reports.
+  the machine reports. A third, whether a C++ compiler is there for ``torch.compile``
+  (``auto`` compile on a CPU in bfloat16), is answered "none" for the whole session:
+  a test compiles only where it sets ``train.compile``.
 - No test reads the network: a connection to anything but this machine fails the
   test, and subprocesses get ``HF_HUB_OFFLINE=1``.
 - Hypothesis draws the same examples on every run (``derandomize``), so a CI run
@@ -93,6 +95,7 @@ def _choices_are_pinned():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trm_core.devices, "auto_device", no_auto_device)
         patch.setattr(trm_core.devices, "auto_dtype", no_auto_dtype)
+        patch.setattr(trm_core.devices, "cpu_compiler", lambda: None)
         yield
 
 

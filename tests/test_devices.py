@@ -70,10 +70,34 @@ def test_auto_dtype_is_float32_on_a_torch_without_onednn_and_on_mps(machine):
     assert devices.auto_dtype(torch.device("mps")) == "float32"
 
 
-def test_compile_and_prefetch_are_on_for_cuda_only():
+def test_prefetch_is_on_for_cuda_only_and_compile_for_cuda_and_bfloat16_cpus(machine):
     for device, expected in (("cuda", True), ("cuda:1", True), ("cpu", False), ("mps", False)):
-        assert devices.auto_compile(torch.device(device)) is expected
         assert devices.auto_prefetch(torch.device(device)) is expected
+    machine.setattr(devices, "cpu_compiler", lambda: "g++")
+    for device, dtype, expected in (
+        ("cuda", "float32", True), ("cuda:1", "bfloat16", True), ("cpu", "bfloat16", True),
+        ("cpu", "float32", False), ("mps", "float32", False),
+    ):  # fmt: skip
+        assert devices.auto_compile(torch.device(device), dtype) is expected, (device, dtype)
+    machine.setattr(devices, "cpu_compiler", lambda: None)  # no C++ compiler: eager
+    assert devices.auto_compile(torch.device("cpu"), "bfloat16") is False
+    assert devices.auto_compile(torch.device("cuda"), "bfloat16") is True
+
+
+#: The real lookup (imported before the suite's session answers "none" for it).
+REAL_CPU_COMPILER = devices.cpu_compiler
+
+
+def test_cpu_compiler_is_none_where_torch_finds_none(machine):
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def missing():
+        raise RuntimeError("no working C++ compiler")
+
+    machine.setattr(cpp_builder, "get_cpp_compiler", missing)
+    assert REAL_CPU_COMPILER() is None
+    machine.setattr(cpp_builder, "get_cpp_compiler", lambda: "clang++")
+    assert REAL_CPU_COMPILER() == "clang++"
 
 
 def _trainer(tmp_path: Path, device: str = "cpu", **sections) -> Trainer:
@@ -85,9 +109,13 @@ def _trainer(tmp_path: Path, device: str = "cpu", **sections) -> Trainer:
                    tiny_task.registry())  # fmt: skip
 
 
-def test_the_trainer_applies_the_rules_and_the_settings(tmp_path):
+def test_the_trainer_applies_the_rules_and_the_settings(tmp_path, machine):
     trainer = _trainer(tmp_path)
     assert not trainer.compiled and not trainer.batches.background  # unset on a CPU: off
+    # In bfloat16 on a CPU with a C++ compiler, unset compile means compiled.
+    machine.setattr(devices, "cpu_compiler", lambda: "g++")
+    trainer = _trainer(tmp_path, model={"dtype": "bfloat16"})
+    assert trainer.compiled and trainer.forward_model is not trainer.model
     trainer = _trainer(tmp_path, train={"compile": False, "prefetch": True})
     assert not trainer.compiled and trainer.batches.background
 

@@ -323,7 +323,9 @@ def test_presets_are_what_they_were_before_the_kit(name, module):
     outside the project (a sibling data folder); its ``path`` is now null, and the test set is
     added only when a user gives one (``--set data.options.extra_tests.magictour.path=F``).
     A second: Maze's ``cpu`` trains with Muon (``train.optimizer: muon``), the lever that
-    won there over three seeds (docs/performance.md#time-to-accuracy).
+    won there over three seeds (docs/performance.md#time-to-accuracy). A third: Sudoku's
+    ``cpu`` hands its matrices from Adam-atan2 to Muon after a third of the steps
+    (``muon_from: 0.33``) and has hidden size 96, not 64, the levers that won there.
     The component keys (:data:`COMPONENT_KEYS`, ``by_mixer``) are not compared. Presets
     added since (the ``fast`` variants, tests/test_curriculum.py) are new names only.
     """

@@ -557,9 +557,10 @@ class TrainConfig:
         validator=non_negative,
     )  # fmt: skip
     seed: int = doc("seed of initialisation, sampling and augmentation", default=0)
-    # trm_core.devices.auto_compile says why torch.compile is off on CPUs.
+    # trm_core.devices.auto_compile says where torch.compile pays and by how much.
     compile: bool | None = doc(
-        "torch.compile the model (slow start, faster steps); null: on CUDA, off on CPUs",
+        "torch.compile the model (slow start, faster steps); null: on CUDA, and on a CPU "
+        "in bfloat16 where a C++ compiler is found",
         default=None,
     )
     # The batches and the results are the same either way.

@@ -9,7 +9,8 @@ and nowhere else:
 - forward dtype (``model.dtype``): ``bfloat16`` where the device computes it
   natively (CUDA GPUs with bf16, CPUs with AVX-512-BF16 or AMX), else ``float32``
   (:func:`auto_dtype`);
-- ``train.compile``: ``torch.compile`` on CUDA, not on a CPU (:func:`auto_compile`);
+- ``train.compile``: ``torch.compile`` on CUDA, and on a CPU in bfloat16 where a C++
+  compiler is found; not on a CPU in float32 (:func:`auto_compile`);
 - ``train.prefetch``: batches prepared on a background thread on CUDA, not on a
   CPU (:func:`auto_prefetch`).
 
@@ -138,17 +139,35 @@ def resolve_dtype(dtype: str, device: str | torch.device | None) -> str:
     return auto_dtype(resolve_device(device))
 
 
-def auto_compile(device: torch.device) -> bool:
-    """Whether ``train.compile`` unset means ``torch.compile`` the model: on CUDA only.
+def auto_compile(device: torch.device, dtype: str = "float32") -> bool:
+    """Whether ``train.compile`` unset means ``torch.compile`` the model: on CUDA, and on a
+    CPU whose forward dtype (``model.dtype``, resolved) is bfloat16 when a C++ compiler
+    for torch's CPU code generation is found (:func:`cpu_compiler`).
 
-    Measured on 2 AVX2 cores in float32: the Sudoku cpu preset's step is 1.07x faster
-    compiled (0.376 -> 0.352 s) after ~25 s of compiling, about 3% over its 1,800 steps,
-    within the machine's run-to-run noise; trm-bench's tiny Sudoku MLP model at batch 64 is
-    1.15x faster (5.92 -> 5.15 s) after a 106 s first step. Not worth a slow start and a
-    C++ toolchain by default on a CPU; ``--set train.compile=true`` for long CPU runs.
-    ``trm-bench --compile`` (and benchmarks/gpu_check.py on a GPU) measure both.
+    On a CPU the step of a small model is not bound by its matmuls: eagerly, in
+    bfloat16, elementwise ops (the SwiGLUs' SiLU and products, the norms) take more of
+    it than the matmuls do, and the compiler fuses them. Measured on a 2-core Xeon with
+    AMX (docs/performance.md#time-to-accuracy), the Sudoku ``cpu`` preset's step went
+    from 92.9 to 55.4 ms (``trm-bench --compile``), and its 1,800 steps trained in 132 s
+    instead of 178, the first step's ~15 s of compiling included, to the same accuracy.
+    In float32 the same step gains less (157 -> 120 ms there, 1.07x on 2 AVX2 cores:
+    0.376 -> 0.352 s after ~25 s of compiling), not worth a slow start by default;
+    ``--set train.compile=true`` turns it on anywhere, ``false`` off.
     """
-    return device.type == "cuda"
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and dtype == "bfloat16" and cpu_compiler() is not None
+
+
+def cpu_compiler() -> str | None:
+    """The C++ compiler ``torch.compile`` would build CPU kernels with (``$CXX``, else
+    ``g++``), or None when there is none (then a CPU run is not compiled unless asked)."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        return get_cpp_compiler()
+    except Exception:  # no compiler, or an inductor without this helper
+        return None
 
 
 def auto_prefetch(device: torch.device) -> bool:

@@ -287,7 +287,10 @@ class Trainer:
         if strategy is not None:  # checked against the task and model before training
             check_strategy(*strategy, task, self.model)
         self.strategy = strategy
-        self.compiled = auto_compile(world.device) if train.compile is None else train.compile
+        self.compiled = (
+            auto_compile(world.device, self.model.config.dtype)
+            if train.compile is None else train.compile
+        )  # fmt: skip
         self.forward_model = torch.compile(self.model) if self.compiled else self.model
 
         # -- optimisers: Adam-atan2 for weights, sign-SGD for puzzle-embedding rows --
