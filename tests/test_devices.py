@@ -18,6 +18,7 @@ from trm_core.cli import eval_main, run_main
 from trm_core.config import build_run_config
 from trm_core.devices import DeviceError
 from trm_core.distributed import World
+from trm_core.layers import ReasoningNet
 from trm_core.run import device_setting
 from trm_core.solve import main as solve_main
 from trm_core.trainer import Trainer
@@ -115,9 +116,37 @@ def test_the_trainer_applies_the_rules_and_the_settings(tmp_path, machine):
     # In bfloat16 on a CPU with a C++ compiler, unset compile means compiled.
     machine.setattr(devices, "cpu_compiler", lambda: "g++")
     trainer = _trainer(tmp_path, model={"dtype": "bfloat16"})
-    assert trainer.compiled and trainer.forward_model is not trainer.model
+    assert trainer.compiled
+    nets = [m for m in trainer.model.modules() if isinstance(m, ReasoningNet)]
+    assert nets and all(net.compiled is not None for net in nets)  # the nets, not the model
+    assert trainer.forward_model is trainer.model
     trainer = _trainer(tmp_path, train={"compile": False, "prefetch": True})
     assert not trainer.compiled and trainer.batches.background
+
+
+def test_a_compiled_training_step_matches_the_eager_one_and_evaluation_stays_eager(tmp_path):
+    """train.compile=true compiles the core's nets (trm_core.layers.compile_for_training):
+    the same losses to rounding, and ``model.eval()`` never calls the compiled code."""
+    if REAL_CPU_COMPILER() is None:
+        pytest.skip("no C++ compiler for torch.compile's CPU kernels")
+    eager = _trainer(tmp_path / "eager", train={"compile": False})
+    compiled = _trainer(tmp_path / "compiled", train={"compile": True})
+    for _ in range(3):
+        a, b = eager.train_step(measure=True), compiled.train_step(measure=True)
+        assert math.isclose(a["lm_loss"], b["lm_loss"], rel_tol=1e-4), (a, b)
+    calls = []
+    for net in compiled.model.modules():
+        if isinstance(net, ReasoningNet):
+            net.compiled = lambda *args, _net=net: calls.append(1) or _net.run_blocks(*args)
+    batch = next(iter(compiled.feeds)).next_batch()
+    compiled.model.train()
+    compiled.model(compiled.model.initial_carry(batch), batch)
+    assert calls  # the stand-in is what training calls
+    calls.clear()
+    compiled.model.eval()
+    with torch.no_grad():
+        compiled.model(compiled.model.initial_carry(batch), batch)
+    assert not calls
 
 
 def test_the_default_preset_follows_the_run_device_not_the_machine(machine, reverse, capsys):

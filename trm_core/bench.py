@@ -53,6 +53,7 @@ from .devices import DeviceError, native_bfloat16, resolve_device
 from .errors import ConfigError
 from .flops import step_flops
 from .interfaces import COMPONENT_KINDS
+from .layers import compile_for_training
 from .model import build_model
 from .optim import build_optimizers
 from .registry import Registry, get_registry
@@ -215,7 +216,7 @@ class StepRunner:
         self.config = self.model.config  # dtype "auto" resolved
         self.device = next(self.model.parameters()).device
         self.batch_size = batch
-        self.forward = torch.compile(self.model) if use_compile else self.model
+        self.forward = compile_for_training(self.model) if use_compile else self.model
         # TrainConfig's default rates and decays: they do not change the work.
         self.optimizer, self.row_optimizers = build_optimizers(self.model, TrainConfig())
         generator = torch.Generator().manual_seed(seed)

@@ -311,13 +311,24 @@ class Block(nn.Module):
 
 
 class ReasoningNet(nn.Module):
-    """The tiny network f(h, injection) = blocks(h + injection), reused for think and act."""
+    """The tiny network f(h, injection) = blocks(h + injection), reused for think and act.
+
+    In training mode it runs :attr:`compiled` when :func:`compile_for_training` has set
+    it; evaluation (``model.eval()``) always runs eagerly.
+    """
 
     def __init__(self, config: ModelConfig, make_mixer: Callable[[], nn.Module]) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(Block(config, make_mixer()) for _ in range(config.num_layers))
+        #: ``torch.compile(self.run_blocks)`` once :func:`compile_for_training` ran, else None.
+        self.compiled: Callable[..., Tensor] | None = None
 
     def forward(self, hidden: Tensor, injection: Tensor, rotary) -> Tensor:
+        if self.training and self.compiled is not None:
+            return self.compiled(hidden, injection, rotary)
+        return self.run_blocks(hidden, injection, rotary)
+
+    def run_blocks(self, hidden: Tensor, injection: Tensor, rotary) -> Tensor:
         hidden = hidden + injection  # [B, L, D]
         for block in self.blocks:
             hidden = block(hidden, rotary)
@@ -338,3 +349,22 @@ class ReasoningNet(nn.Module):
                 theirs = mixer_keys.get(ours, ours)
                 keys[f"blocks.{i}.token_mixer.{ours}"] = f"{ref}.{mixer_prefix}.{theirs}"
         return keys
+
+
+def compile_for_training(model: nn.Module) -> Callable[..., object]:
+    """What a training step calls to run ``model`` with ``torch.compile``.
+
+    Where the model's core is built from :class:`ReasoningNet` (trm-core's cores are),
+    only the nets are compiled: the same graph serves every think and act call, so it
+    compiles once, in about half the time the whole model takes (measured on a 2-core
+    Xeon, the Sudoku ``cpu`` preset's model, an empty compile cache: 24 s against 44 s),
+    and a step is as fast (98.5 against 99.7 ms); the carry and halting glue around it
+    stays eager, and so does evaluation. Otherwise the whole model is compiled.
+    Returns the callable to use in place of ``model`` (``model`` itself in the first case).
+    """
+    nets = [module for module in model.modules() if isinstance(module, ReasoningNet)]
+    if not nets:
+        return torch.compile(model)
+    for net in nets:
+        net.compiled = torch.compile(net.run_blocks)
+    return model

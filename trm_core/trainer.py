@@ -53,6 +53,7 @@ from .errors import CheckpointError, ConfigError, TrainingError
 from .evaluate import evaluate_splits
 from .files import remove_stale_temporaries
 from .interfaces import Strategy, Task
+from .layers import compile_for_training
 from .losses import act_loss
 from .model import Carry, TRMModel
 from .monitor import Progress
@@ -291,7 +292,7 @@ class Trainer:
             auto_compile(world.device, self.model.config.dtype)
             if train.compile is None else train.compile
         )  # fmt: skip
-        self.forward_model = torch.compile(self.model) if self.compiled else self.model
+        self.forward_model = compile_for_training(self.model) if self.compiled else self.model
 
         # -- optimisers: Adam-atan2 for weights, sign-SGD for puzzle-embedding rows --
         self.optimizer, self.embedding_optimizers = build_optimizers(self.model, train)
