@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", help="auto (CUDA if available, else cpu), cpu, cuda, cuda:N"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model as training does (its nets)"
+    )
     parser.add_argument(
         "--profile", action="store_true",
         help="profile one more step with torch.profiler: the top ops on stderr, and its "

@@ -99,8 +99,9 @@ CPU = cpu_recipe(
     },
     # Adam-atan2 trains the core's matrices for the first third of the steps, Muon after:
     # 98.6% test (98.2-98.8 over 3 seeds) against 97.6% (95.9-99.2) with Adam-atan2
-    # throughout, the hard set alike (32.6%), at the same cost (docs/performance.md).
-    train={"steps": 1800, "optimizer": "muon", "muon_from": 0.33},  # ~8.5 min, 2 AVX2 cores
+    # throughout at hidden size 64, the hard set alike (32.6%), at the same cost
+    # (docs/performance.md). ~4 min compiled on 2 AMX cores; ~1.3x 8.6 min, 2 AVX2 cores.
+    train={"steps": 1800, "optimizer": "muon", "muon_from": 0.33},
     eval={"interval_steps": 900, "batch_size": 500},
     by_mixer={"attention": {"model": {"options": {"grid": {"positions": "rope"}}}}},
 )  # fmt: skip
