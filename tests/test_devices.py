@@ -138,7 +138,7 @@ def test_a_compiled_training_step_matches_the_eager_one_and_evaluation_stays_eag
     for net in compiled.model.modules():
         if isinstance(net, ReasoningNet):
             net.compiled = lambda *args, _net=net: calls.append(1) or _net.run_blocks(*args)
-    batch = next(iter(compiled.feeds)).next_batch()
+    batch = compiled.feeds[0].next_batch()
     compiled.model.train()
     compiled.model(compiled.model.initial_carry(batch), batch)
     assert calls  # the stand-in is what training calls

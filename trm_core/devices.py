@@ -139,7 +139,7 @@ def resolve_dtype(dtype: str, device: str | torch.device | None) -> str:
     return auto_dtype(resolve_device(device))
 
 
-def auto_compile(device: torch.device, dtype: str = "float32") -> bool:
+def auto_compile(device: torch.device, dtype: str) -> bool:
     """Whether ``train.compile`` unset means ``torch.compile`` the model: on CUDA, and on a
     CPU whose forward dtype (``model.dtype``, resolved) is bfloat16 when a C++ compiler
     for torch's CPU code generation is found (:func:`cpu_compiler`).
